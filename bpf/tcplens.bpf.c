@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * tcplens kernel side: every TCP state transition, attributed to the process
+ * that owns the socket, through one ring buffer.
+ *
+ * Hooks (all tracepoints; no kprobes or fentry needed):
+ *   tp_btf/inet_sock_set_state   every transition of a full TCP socket
+ *   tp_btf/timer_start           releases the held-back CLOSE->SYN_SENT once
+ *                                the source port is chosen (tcp_connect arms
+ *                                the retransmit timer right after the SYN)
+ *   tracepoint/syscalls/sys_exit_accept{,4}
+ *                                ownership of accepted sockets
+ *   tp_btf/sched_process_exit    tells user space an owner is gone
+ *   iter/task_file               start-up scan: which process holds which socket
+ */
+#include "../vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#include "tcplens.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Keep the contract's enums and structs in BTF so bpf2go generates them. */
+const enum record_kind *unused_record_kind __attribute__((unused));
+const enum counter *unused_counter __attribute__((unused));
+const enum sock_flag *unused_sock_flag __attribute__((unused));
+const struct seed *unused_seed __attribute__((unused));
+const struct record *unused_record __attribute__((unused));
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define E2BIG 7
+
+/* Kernel TCP states (include/net/tcp_states.h). */
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
+#define TCP_CLOSE 7
+#define TCP_LISTEN 10
+
+/* Configuration, set by the loader through spec.Variables before load. */
+const volatile __u32 filter_tgid = 0;   /* 0: any owner */
+const volatile __u16 filter_port = 0;   /* 0: any; else local or remote port */
+const volatile __u16 filter_family = 0; /* 0: any; AF_INET or AF_INET6 */
+/* Wake the reader only when this many bytes are waiting (0: every record). */
+const volatile __u32 wakeup_bytes = 0;
+/* Address of tcp_write_timer (from /proc/kallsyms); 0 disables the hook's work. */
+const volatile __u64 tcp_write_timer_addr = 0;
+
+/*
+ * events: every record for user space.
+ * Written by all programs (emit()); read by the Go loader.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22); /* resized by the loader */
+} events SEC(".maps");
+
+/*
+ * counters: per-CPU counters indexed by enum counter.
+ * Incremented here; summed and reported by the loader.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/*
+ * socks: socket cookie -> owner, state and addresses.
+ * Inserted at a socket's first transition (or by the loader's start-up scan),
+ * updated at every transition and on accept(), deleted when the socket reaches
+ * CLOSE. A full map is counted (COUNTER_SOCKS_FULL); such sockets are still
+ * reported, with the owner unknown.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144); /* resized by the loader */
+	__type(key, __u64);
+	__type(value, struct sock_info);
+} socks SEC(".maps");
+
+/*
+ * listeners: (netns, port) -> owner of the listening socket, so a child
+ * socket created in softirq context inherits the listener's owner until
+ * accept() names the real one. Inserted at ->LISTEN (or by the start-up
+ * scan), read at LISTEN->SYN_RECV, deleted at LISTEN->CLOSE.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct listener_key);
+	__type(value, struct listener_owner);
+} listeners SEC(".maps");
+
+/* Scratch space for building a sock_info without using the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sock_info);
+} scratch SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &which);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline __u64 wakeup_flags(void)
+{
+	if (!wakeup_bytes)
+		return 0;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline struct record *reserve(void)
+{
+	count(COUNTER_PRODUCED);
+	struct record *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r)
+		count(COUNTER_RINGBUF_FULL);
+	return r;
+}
+
+static __always_inline void fill_from_info(struct record *r, const struct sock_info *si)
+{
+	r->state_since_ns = si->state_since_ns;
+	r->cgroup_id = si->cgroup_id;
+	r->owner_tgid = si->owner_tgid;
+	r->family = si->family;
+	r->sport = si->sport;
+	r->dport = si->dport;
+	r->flags = si->flags;
+	__builtin_memcpy(r->saddr, si->saddr, sizeof(r->saddr));
+	__builtin_memcpy(r->daddr, si->daddr, sizeof(r->daddr));
+	__builtin_memcpy(r->comm, si->comm, sizeof(r->comm));
+}
+
+static __always_inline bool passes_filters(const struct sock_info *si)
+{
+	if (filter_tgid && si->owner_tgid != filter_tgid)
+		return false;
+	if (filter_port && si->sport != filter_port && si->dport != filter_port)
+		return false;
+	if (filter_family && si->family != filter_family)
+		return false;
+	return true;
+}
+
+/* Send one state record built from si, with old -> new at ts. */
+static __always_inline void emit_state(const struct sock_info *si, __u64 cookie, __u64 ts,
+				       __u8 old_state, __u8 new_state)
+{
+	if (!passes_filters(si)) {
+		count(COUNTER_FILTERED);
+		return;
+	}
+	struct record *r = reserve();
+	if (!r)
+		return;
+	fill_from_info(r, si);
+	r->kind = RECORD_STATE;
+	r->ts_ns = ts;
+	r->cookie = cookie;
+	r->current_tgid = bpf_get_current_pid_tgid() >> 32;
+	r->old_state = old_state;
+	r->new_state = new_state;
+	if (old_state == TCP_CLOSE)
+		r->state_since_ns = 0; /* a new socket: no time in CLOSE to report */
+	__builtin_memset(r->pad, 0, sizeof(r->pad));
+	bpf_ringbuf_submit(r, wakeup_flags());
+}
+
+static __always_inline __u32 netns_of(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/*
+ * Copy addresses and ports from the socket into si, keeping the remembered
+ * value for any field the kernel has already cleared (ports are 0 at ->CLOSE
+ * after tcp_disconnect, the peer address is zeroed, etc.).
+ */
+static __always_inline void capture_addrs(struct sock_info *si, const struct sock *sk)
+{
+	const struct inet_sock *inet = (const struct inet_sock *)sk;
+	__u16 sport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+	__u16 dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u32 s[4] = {}, d[4] = {};
+
+	if (si->family == AF_INET) {
+		s[0] = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		d[0] = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(&s, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32);
+		BPF_CORE_READ_INTO(&d, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32);
+	}
+	bool have = si->flags & SOCK_F_HAVE_ADDRS;
+	if (sport || !have)
+		si->sport = sport;
+	if (dport || !have)
+		si->dport = dport;
+	if ((s[0] | s[1] | s[2] | s[3]) || !have)
+		__builtin_memcpy(si->saddr, s, sizeof(s));
+	if ((d[0] | d[1] | d[2] | d[3]) || !have)
+		__builtin_memcpy(si->daddr, d, sizeof(d));
+	si->flags |= SOCK_F_HAVE_ADDRS;
+}
+
+static __always_inline void own_by_current(struct sock_info *si)
+{
+	si->owner_tgid = bpf_get_current_pid_tgid() >> 32;
+	si->cgroup_id = bpf_get_current_cgroup_id();
+	/* The process's name, not the calling thread's (threads rename themselves). */
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	BPF_CORE_READ_STR_INTO(&si->comm, task, group_leader, comm);
+	si->flags &= ~SOCK_F_INHERITED;
+}
+
+static __always_inline void inherit_from_listener(struct sock_info *si, const struct sock *sk)
+{
+	struct listener_key lk = {
+		.netns = netns_of(sk),
+		.port = si->sport,
+	};
+	struct listener_owner *l = bpf_map_lookup_elem(&listeners, &lk);
+	if (!l || !l->owner_tgid)
+		return; /* unknown or ambiguous: say so, never guess */
+	si->owner_tgid = l->owner_tgid;
+	si->cgroup_id = l->cgroup_id;
+	__builtin_memcpy(si->comm, l->comm, sizeof(si->comm));
+	si->flags |= SOCK_F_INHERITED;
+}
+
+static __always_inline void remember_listener(const struct sock_info *si, const struct sock *sk,
+					      __u64 cookie)
+{
+	struct listener_key lk = {
+		.netns = netns_of(sk),
+		.port = si->sport,
+	};
+	struct listener_owner *l = bpf_map_lookup_elem(&listeners, &lk);
+	if (l) {
+		/* SO_REUSEPORT: a second listener on the same port. */
+		if (l->owner_tgid != si->owner_tgid)
+			l->owner_tgid = 0;
+		return;
+	}
+	struct listener_owner nl = {
+		.cookie = cookie,
+		.cgroup_id = si->cgroup_id,
+		.owner_tgid = si->owner_tgid,
+	};
+	__builtin_memcpy(nl.comm, si->comm, sizeof(nl.comm));
+	if (bpf_map_update_elem(&listeners, &lk, &nl, BPF_NOEXIST) == -E2BIG)
+		count(COUNTER_LISTENERS_FULL);
+}
+
+static __always_inline void forget_listener(const struct sock_info *si, const struct sock *sk,
+					    __u64 cookie)
+{
+	struct listener_key lk = {
+		.netns = netns_of(sk),
+		.port = si->sport,
+	};
+	struct listener_owner *l = bpf_map_lookup_elem(&listeners, &lk);
+	if (l && l->cookie == cookie)
+		bpf_map_delete_elem(&listeners, &lk);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0; /* MPTCP-level sockets: their TCP subflows are reported */
+	__u16 family = sk->__sk_common.skc_family;
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+
+	__u64 ts = bpf_ktime_get_ns();
+	__u64 cookie = bpf_get_socket_cookie((void *)sk);
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
+	bool tracked = si != NULL;
+
+	if (!si) {
+		__u32 zero = 0;
+		si = bpf_map_lookup_elem(&scratch, &zero);
+		if (!si)
+			return 0;
+		__builtin_memset(si, 0, sizeof(*si));
+		si->family = family;
+		if (oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV) {
+			capture_addrs(si, sk);
+			inherit_from_listener(si, sk);
+		}
+	}
+	/*
+	 * CLOSE->SYN_SENT (connect) and CLOSE->LISTEN (listen) always run in the
+	 * owning process's own system call: current is the owner.
+	 */
+	if (oldstate == TCP_CLOSE && (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN))
+		own_by_current(si);
+	capture_addrs(si, sk);
+
+	if (si->flags & SOCK_F_PENDING_SYN_SENT) {
+		/* The SYN never armed the timer (connect failed early): release now. */
+		si->flags &= ~SOCK_F_PENDING_SYN_SENT;
+		emit_state(si, cookie, si->syn_sent_ns, TCP_CLOSE, TCP_SYN_SENT);
+		si->state_since_ns = si->syn_sent_ns;
+	}
+
+	if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT && si->sport == 0) {
+		/* The source port is chosen after this tracepoint: hold the record. */
+		si->flags |= SOCK_F_PENDING_SYN_SENT;
+		si->syn_sent_ns = ts;
+	} else {
+		emit_state(si, cookie, ts, oldstate, newstate);
+	}
+	si->state = newstate;
+	si->state_since_ns = ts;
+
+	if (newstate == TCP_LISTEN)
+		remember_listener(si, sk, cookie);
+	else if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE)
+		forget_listener(si, sk, cookie);
+
+	if (newstate == TCP_CLOSE) {
+		if (tracked)
+			bpf_map_delete_elem(&socks, &cookie);
+		return 0;
+	}
+	if (!tracked && bpf_map_update_elem(&socks, &cookie, si, BPF_NOEXIST) == -E2BIG)
+		count(COUNTER_SOCKS_FULL);
+	return 0;
+}
+
+/*
+ * tcp_connect() arms the retransmit timer right after sending the SYN, when
+ * the source port is known: release the held-back CLOSE->SYN_SENT record.
+ * Fires for every TCP timer arm on the host, so it must exit early.
+ */
+SEC("tp_btf/timer_start")
+int BPF_PROG(on_timer_start, struct timer_list *timer)
+{
+	if (!tcp_write_timer_addr || (__u64)timer->function != tcp_write_timer_addr)
+		return 0;
+	struct sock *sk = (struct sock *)((void *)timer -
+		bpf_core_field_offset(struct inet_connection_sock, icsk_retransmit_timer));
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
+		return 0;
+	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (!cookie)
+		return 0;
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
+	if (!si || !(si->flags & SOCK_F_PENDING_SYN_SENT))
+		return 0;
+	si->flags &= ~SOCK_F_PENDING_SYN_SENT;
+	capture_addrs(si, sk);
+	emit_state(si, cookie, si->syn_sent_ns, TCP_CLOSE, TCP_SYN_SENT);
+	return 0;
+}
+
+/* Layout of syscalls/sys_exit_* tracepoint records. */
+struct sys_exit_args {
+	__u64 common;
+	int nr;
+	long ret;
+};
+
+/*
+ * accept() returned fd: the calling process now owns the socket behind it.
+ * The socket was created in softirq context, so only here do we learn who
+ * really holds it (prefork servers, handed-off listeners).
+ */
+static __always_inline int on_accept_exit(struct sys_exit_args *ctx)
+{
+	long fd = ctx->ret;
+	if (fd < 0)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+	unsigned int max_fds = BPF_CORE_READ(task, files, fdt, max_fds);
+	if (!fds || fd >= max_fds)
+		return 0;
+	struct file *file = NULL;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (!cookie)
+		return 0;
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
+	if (!si)
+		return 0;
+	own_by_current(si);
+	if (!passes_filters(si))
+		return 0;
+	struct record *r = reserve();
+	if (!r)
+		return 0;
+	fill_from_info(r, si);
+	r->kind = RECORD_ACCEPT;
+	r->ts_ns = bpf_ktime_get_ns();
+	r->cookie = cookie;
+	r->current_tgid = si->owner_tgid;
+	r->old_state = si->state;
+	r->new_state = si->state;
+	__builtin_memset(r->pad, 0, sizeof(r->pad));
+	bpf_ringbuf_submit(r, wakeup_flags());
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int on_accept4_exit(struct sys_exit_args *ctx)
+{
+	return on_accept_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int on_accept_exit_plain(struct sys_exit_args *ctx)
+{
+	return on_accept_exit(ctx);
+}
+
+/* A whole process ended: sockets it owned may now be held only by others. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_process_exit, struct task_struct *task)
+{
+	if (task->pid != task->tgid)
+		return 0; /* only the thread-group leader's exit matters */
+	struct record *r = reserve();
+	if (!r)
+		return 0;
+	__builtin_memset(r, 0, sizeof(*r));
+	r->kind = RECORD_EXIT;
+	r->ts_ns = bpf_ktime_get_ns();
+	r->owner_tgid = task->tgid;
+	r->current_tgid = task->tgid;
+	bpf_probe_read_kernel_str(r->comm, sizeof(r->comm), task->comm);
+	bpf_ringbuf_submit(r, wakeup_flags());
+	return 0;
+}
+
+/*
+ * Start-up (and re-)scan: one struct seed per TCP socket descriptor of every
+ * process, written to the iterator's seq_file for the loader.
+ */
+SEC("iter/task_file")
+int scan_task_files(struct bpf_iter__task_file *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	if (!task || !file)
+		return 0;
+	struct socket *sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	struct sock *sk = sock->sk;
+	if (!sk)
+		return 0;
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	__u16 family = sk->__sk_common.skc_family;
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+
+	struct seed s = {};
+	s.cookie = bpf_get_socket_cookie(sk);
+	s.tgid = task->tgid;
+	s.fd = ctx->fd;
+	s.family = family;
+	s.state = sk->__sk_common.skc_state;
+	s.netns = netns_of(sk);
+	s.cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	struct sock_info si = {.family = family};
+	capture_addrs(&si, sk);
+	s.sport = si.sport;
+	s.dport = si.dport;
+	__builtin_memcpy(s.saddr, si.saddr, sizeof(s.saddr));
+	__builtin_memcpy(s.daddr, si.daddr, sizeof(s.daddr));
+	bpf_probe_read_kernel_str(s.comm, sizeof(s.comm), task->comm);
+	bpf_seq_write(seq, &s, sizeof(s));
+	return 0;
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The contract between the eBPF programs and the Go loader.
+ *
+ * bpf2go generates the Go types from these definitions (-type record, -type
+ * seed, -type sock_info, -type listener_key, -type listener, -type
+ * record_kind, -type counter, -type sock_flag), so the layouts can never
+ * drift. Keep every struct free of implicit padding: explicit pad fields
+ * make the layout the same for clang and for Go.
+ */
+#ifndef TCPLENS_H
+#define TCPLENS_H
+
+#define TCPLENS_COMM_LEN 16
+
+/* What a ring-buffer record describes. */
+enum record_kind {
+	/* A TCP state transition of a full socket. */
+	RECORD_STATE = 1,
+	/* A process took ownership of a socket by accept(); old/new unused. */
+	RECORD_ACCEPT = 2,
+	/* A thread group ended: owner_tgid exited (user space re-checks ownership). */
+	RECORD_EXIT = 3,
+};
+
+/* Per-CPU counters, index into the "counters" map. */
+enum counter {
+	/* Records the programs tried to send (sent + lost). */
+	COUNTER_PRODUCED = 0,
+	/* Records lost because the ring buffer was full. */
+	COUNTER_RINGBUF_FULL = 1,
+	/* Sockets not tracked because the socks map was full. */
+	COUNTER_SOCKS_FULL = 2,
+	/* Listeners not tracked because the listeners map was full. */
+	COUNTER_LISTENERS_FULL = 3,
+	/* Transitions dropped by the in-kernel filters (pid/port/family). */
+	COUNTER_FILTERED = 4,
+	COUNTER_MAX = 5,
+};
+
+/* sock_info.flags */
+enum sock_flag {
+	/* CLOSE->SYN_SENT seen; held back until the source port is chosen. */
+	SOCK_F_PENDING_SYN_SENT = 1,
+	/* Entry was created from the start-up scan of the kernel's tables. */
+	SOCK_F_SEEDED = 2,
+	/* Owner inherited from the listener (not yet accepted). */
+	SOCK_F_INHERITED = 4,
+	/* Addresses have been captured at least once. */
+	SOCK_F_HAVE_ADDRS = 8,
+};
+
+/*
+ * One record in the ring buffer. Times are CLOCK_MONOTONIC nanoseconds
+ * (bpf_ktime_get_ns); user space converts them to wall time in one place.
+ * Ports are in host byte order; addresses in network byte order (IPv4 in the
+ * first four bytes of the 16).
+ */
+struct record {
+	__u64 ts_ns;          /* when the kernel made the change */
+	__u64 cookie;         /* socket cookie: stable identity for the socket's life */
+	__u64 state_since_ns; /* when the socket entered old_state; 0 = unknown */
+	__u64 cgroup_id;      /* cgroup of the owner when it took ownership */
+	__u32 owner_tgid;     /* process owning the socket; 0 = unknown */
+	__u32 current_tgid;   /* task running when the change happened (diagnostic) */
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u16 family;         /* AF_INET or AF_INET6 */
+	__u8 kind;            /* enum record_kind */
+	__u8 old_state;       /* kernel TCP_* state numbers */
+	__u8 new_state;
+	__u8 flags;           /* sock_flag bits of the socket at the time */
+	__u8 pad[6];
+	char comm[TCPLENS_COMM_LEN]; /* owner's command */
+};
+
+/*
+ * Value of the "socks" map: what the kernel side knows about one socket.
+ * Also written by user space (start-up scan, owner re-scan).
+ */
+struct sock_info {
+	__u64 state_since_ns;
+	__u64 syn_sent_ns;    /* time of the held-back CLOSE->SYN_SENT */
+	__u64 cgroup_id;
+	__u32 owner_tgid;
+	__u16 family;
+	__u16 sport;
+	__u16 dport;
+	__u8 state;
+	__u8 flags;
+	__u32 pad;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	char comm[TCPLENS_COMM_LEN];
+};
+
+/* Key of the "listeners" map: a listening port in one network namespace. */
+struct listener_key {
+	__u32 netns;  /* network namespace inode number */
+	__u16 port;   /* host byte order */
+	__u16 pad;
+};
+
+/* Value of the "listeners" map. */
+struct listener_owner {
+	__u64 cookie;     /* the listening socket */
+	__u64 cgroup_id;
+	__u32 owner_tgid; /* 0 when processes disagree (SO_REUSEPORT across processes) */
+	__u32 pad;
+	char comm[TCPLENS_COMM_LEN];
+};
+
+/* What the start-up iterator (iter/task_file) writes for each TCP socket fd. */
+struct seed {
+	__u64 cookie;
+	__u64 cgroup_id; /* the holding task's cgroup (v2) */
+	__u32 tgid;
+	__u32 fd;
+	__u32 netns;     /* network namespace inode number */
+	__u16 family;
+	__u16 sport;
+	__u16 dport;
+	__u8 state;
+	__u8 pad;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	char comm[TCPLENS_COMM_LEN];
+	__u8 pad2[4];
+};
+
+#endif /* TCPLENS_H */

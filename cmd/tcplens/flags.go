@@ -1,0 +1,71 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/tcplens/tcplens/internal/event"
+	"github.com/tcplens/tcplens/internal/probe"
+)
+
+type options struct {
+	format string
+	probe  probe.Config
+}
+
+// parseFlags validates every flag; errors are usageError (exit status 2).
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("tcplens", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.format, "format", "json", "output format: json (one object per line) or text (columns)")
+	pid := fs.String("pid", "", "only sockets owned by this process id")
+	port := fs.String("port", "", "only sockets with this local or remote port (1-65535)")
+	v4 := fs.Bool("ipv4", false, "only IPv4 sockets")
+	v6 := fs.Bool("ipv6", false, "only IPv6 sockets")
+	debug := fs.Bool("debug", false, "print the full verifier log if a program is rejected")
+	fs.StringVar(&o.probe.BTFPath, "btf", "", "kernel BTF file for kernels without /sys/kernel/btf/vmlinux")
+	fs.Usage = func() {} // errors are one line; the full usage is only for -h
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "Usage: tcplens [flags]\n\nStreams every TCP state transition on this host, one JSON object per line.\n\nFlags:\n")
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return o, err
+		}
+		return o, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return o, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if o.format != "json" && o.format != "text" {
+		return o, usageError{fmt.Errorf("invalid --format %q: want json or text", o.format)}
+	}
+	if *pid != "" {
+		n, err := strconv.ParseUint(*pid, 10, 32)
+		if err != nil || n == 0 || n > 1<<22 {
+			return o, usageError{fmt.Errorf("invalid --pid %q: want a process id (1-4194304)", *pid)}
+		}
+		o.probe.PID = uint32(n)
+	}
+	if *port != "" {
+		n, err := strconv.ParseUint(*port, 10, 16)
+		if err != nil || n == 0 {
+			return o, usageError{fmt.Errorf("invalid --port %q: want 1-65535", *port)}
+		}
+		o.probe.Port = uint16(n)
+	}
+	switch {
+	case *v4 && *v6:
+		return o, usageError{errors.New("--ipv4 and --ipv6 exclude each other")}
+	case *v4:
+		o.probe.Family = event.AFInet
+	case *v6:
+		o.probe.Family = event.AFInet6
+	}
+	o.probe.VerifierLogs = *debug
+	return o, nil
+}

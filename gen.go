@@ -1,0 +1,9 @@
+// Package tcplens is an eBPF tracer of TCP connection lifecycles.
+//
+// This file holds the one code-generation step: bpf2go compiles bpf/ and
+// writes the Go bindings (types generated from bpf/tcplens.h) into
+// internal/bpfobj. The output is committed so `go build` needs no clang;
+// `make check-generate` regenerates it with the pinned clang and fails on drift.
+package tcplens
+
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror -D__TARGET_ARCH_x86" -target bpfel -go-package bpfobj -output-dir internal/bpfobj -type record -type seed -type sock_info -type listener_key -type listener_owner -type record_kind -type counter -type sock_flag Tcplens bpf/tcplens.bpf.c

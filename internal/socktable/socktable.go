@@ -1,0 +1,109 @@
+// Package socktable is user space's view of live sockets: who owns each one
+// and which state it is in since when. It is fed by decoded records and the
+// start-up scan, and never reads /proc or the kernel itself.
+package socktable
+
+import "github.com/tcplens/tcplens/internal/event"
+
+// Entry is what is known about one live socket.
+type Entry struct {
+	Owner uint32
+	Comm  string
+	State event.State
+	Since uint64 // monotonic ns when State began; 0 = before tracing
+}
+
+// Table maps socket cookies to entries. Entries are removed when their
+// socket reaches CLOSE, so its size follows the number of live sockets.
+type Table struct {
+	socks   map[uint64]Entry
+	byOwner map[uint32]int // live sockets per owner
+}
+
+// New returns an empty table.
+func New() *Table {
+	return &Table{socks: make(map[uint64]Entry), byOwner: make(map[uint32]int)}
+}
+
+// Apply updates the table from one record.
+func (t *Table) Apply(r *event.Record) {
+	switch r.Kind {
+	case event.KindState:
+		if r.New == event.Close {
+			t.remove(r.Cookie)
+			return
+		}
+		t.set(r.Cookie, Entry{Owner: r.Owner, Comm: r.Comm, State: r.New, Since: r.TS})
+	case event.KindAccept:
+		if e, ok := t.socks[r.Cookie]; ok {
+			e.Owner, e.Comm = r.Owner, r.Comm
+			t.set(r.Cookie, e)
+		}
+	}
+}
+
+// Seed adds a socket found by a scan of the kernel's tables, unless a
+// record has already told more about it.
+func (t *Table) Seed(s event.Seed) {
+	if _, ok := t.socks[s.Cookie]; ok {
+		return
+	}
+	t.set(s.Cookie, Entry{Owner: s.Tgid, Comm: s.Comm, State: s.State})
+}
+
+// SetOwner names a new owner for a live socket.
+func (t *Table) SetOwner(cookie uint64, owner uint32, comm string) {
+	if e, ok := t.socks[cookie]; ok {
+		e.Owner, e.Comm = owner, comm
+		t.set(cookie, e)
+	}
+}
+
+// Get returns the entry of a live socket.
+func (t *Table) Get(cookie uint64) (Entry, bool) {
+	e, ok := t.socks[cookie]
+	return e, ok
+}
+
+// Owns reports whether the process owns any live socket.
+func (t *Table) Owns(tgid uint32) bool { return t.byOwner[tgid] > 0 }
+
+// OwnedBy lists the live sockets a process owns.
+func (t *Table) OwnedBy(tgid uint32) []uint64 {
+	var out []uint64
+	for c, e := range t.socks {
+		if e.Owner == tgid {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Len is the number of live sockets.
+func (t *Table) Len() int { return len(t.socks) }
+
+func (t *Table) set(cookie uint64, e Entry) {
+	if old, ok := t.socks[cookie]; ok {
+		t.unown(old.Owner)
+	}
+	t.socks[cookie] = e
+	if e.Owner != 0 {
+		t.byOwner[e.Owner]++
+	}
+}
+
+func (t *Table) remove(cookie uint64) {
+	if old, ok := t.socks[cookie]; ok {
+		t.unown(old.Owner)
+		delete(t.socks, cookie)
+	}
+}
+
+func (t *Table) unown(owner uint32) {
+	if owner == 0 {
+		return
+	}
+	if t.byOwner[owner]--; t.byOwner[owner] <= 0 {
+		delete(t.byOwner, owner)
+	}
+}

@@ -1,0 +1,35 @@
+package socktable
+
+import (
+	"testing"
+
+	"github.com/tcplens/tcplens/internal/event"
+)
+
+func TestTable(t *testing.T) {
+	tb := New()
+	tb.Apply(&event.Record{Kind: event.KindState, Cookie: 1, Owner: 10, Comm: "srv", Old: event.Listen, New: event.SynRecv, TS: 5})
+	tb.Apply(&event.Record{Kind: event.KindAccept, Cookie: 1, Owner: 11, Comm: "worker"})
+	if e, ok := tb.Get(1); !ok || e.Owner != 11 || e.Comm != "worker" || e.State != event.SynRecv || e.Since != 5 {
+		t.Fatalf("after accept: %+v %v", e, ok)
+	}
+	if tb.Owns(10) || !tb.Owns(11) {
+		t.Error("ownership counts did not follow accept")
+	}
+	tb.Seed(event.Seed{Cookie: 1, Tgid: 99})
+	if e, _ := tb.Get(1); e.Owner != 11 {
+		t.Error("seed overrode a known socket")
+	}
+	tb.Seed(event.Seed{Cookie: 2, Tgid: 12, State: event.CloseWait})
+	if got := tb.OwnedBy(12); len(got) != 1 || got[0] != 2 {
+		t.Errorf("OwnedBy(12) = %v", got)
+	}
+	tb.SetOwner(2, 13, "child")
+	if tb.Owns(12) || !tb.Owns(13) {
+		t.Error("SetOwner did not move ownership")
+	}
+	tb.Apply(&event.Record{Kind: event.KindState, Cookie: 1, Owner: 11, Old: event.LastAck, New: event.Close})
+	if _, ok := tb.Get(1); ok || tb.Owns(11) || tb.Len() != 1 {
+		t.Error("CLOSE did not remove the socket")
+	}
+}

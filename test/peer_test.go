@@ -1,0 +1,199 @@
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A peer is a separate process (this test binary re-executed) that opens,
+// accepts and closes TCP connections on command, one line per command on
+// stdin, one line of reply on stdout. Running client and server as distinct
+// processes is what makes ownership testable: on loopback the kernel runs
+// many transitions on the *other* process's stack.
+
+const peerEnv = "TCPLENS_TEST_PEER"
+
+// runPeerIfAsked turns this process into a peer when the environment says so.
+func runPeerIfAsked() {
+	if os.Getenv(peerEnv) == "" {
+		return
+	}
+	servePeer(os.Stdin, os.Stdout)
+	os.Exit(0)
+}
+
+func servePeer(in io.Reader, out io.Writer) {
+	var (
+		ln    net.Listener
+		conns []net.Conn
+		last  net.Conn
+	)
+	reply := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		var err error
+		switch f[0] {
+		case "listen":
+			lc := net.ListenConfig{}
+			lc.SetMultipathTCP(false) // plain TCP: ss -t shows what we test
+			ln, err = lc.Listen(nil, "tcp", f[1])
+			if err == nil {
+				reply("ok %s", ln.Addr())
+			}
+		case "listenfd": // use the listener inherited as fd 3
+			var fl net.Listener
+			fl, err = net.FileListener(os.NewFile(3, "listener"))
+			if err == nil {
+				ln = fl
+				reply("ok %s", ln.Addr())
+			}
+		case "accept":
+			last, err = ln.Accept()
+			if err == nil {
+				conns = append(conns, last)
+				reply("ok %s %s", last.LocalAddr(), last.RemoteAddr())
+			}
+		case "connect":
+			d := net.Dialer{Timeout: 10 * time.Second}
+			d.SetMultipathTCP(false)
+			last, err = d.Dial("tcp", f[1])
+			if err == nil {
+				conns = append(conns, last)
+				reply("ok %s %s", last.LocalAddr(), last.RemoteAddr())
+			}
+		case "readeof": // wait for the peer's FIN
+			_, err = io.Copy(io.Discard, last)
+			if err == nil {
+				reply("ok")
+			}
+		case "close":
+			err = last.Close()
+			if err == nil {
+				reply("ok")
+			}
+		case "closelistener":
+			err = ln.Close()
+			if err == nil {
+				reply("ok")
+			}
+		case "pid":
+			reply("ok %d", os.Getpid())
+		case "exit":
+			reply("ok")
+			return
+		default:
+			err = fmt.Errorf("unknown command %q", f[0])
+		}
+		if err != nil {
+			reply("err %v", err)
+		}
+	}
+}
+
+// peer is the test's handle on a peer process.
+type peer struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	out   *bufio.Reader
+	Pid   int
+	mu    sync.Mutex
+	owned bool
+}
+
+// startPeer starts a peer process, inside network namespace netns when
+// it is not empty. extra files are passed as fd 3 onwards.
+func startPeer(t *testing.T, netns string, extra ...*os.File) *peer {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cmd *exec.Cmd
+	if netns != "" {
+		cmd = exec.Command("ip", "netns", "exec", netns, self, "-test.run=^$")
+	} else {
+		cmd = exec.Command(self, "-test.run=^$")
+	}
+	cmd.Env = append(os.Environ(), peerEnv+"=1")
+	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = extra
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outPipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{t: t, cmd: cmd, in: in, out: bufio.NewReader(outPipe)}
+	t.Cleanup(p.kill)
+	// With ip netns exec the peer is a child of ip; ask it for its own pid.
+	var pid int
+	if _, err := fmt.Sscanf(p.do("pid"), "%d", &pid); err != nil {
+		t.Fatalf("peer pid: %v", err)
+	}
+	p.Pid = pid
+	return p
+}
+
+// do sends one command and returns the reply's text after "ok ".
+func (p *peer) do(format string, a ...any) string {
+	p.t.Helper()
+	line := fmt.Sprintf(format, a...)
+	if _, err := fmt.Fprintln(p.in, line); err != nil {
+		p.t.Fatalf("peer %q: %v", line, err)
+	}
+	type result struct {
+		s   string
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		s, err := p.out.ReadString('\n')
+		ch <- result{s, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			p.t.Fatalf("peer %q: %v", line, r.err)
+		}
+		s := strings.TrimSpace(r.s)
+		if rest, ok := strings.CutPrefix(s, "ok"); ok {
+			return strings.TrimSpace(rest)
+		}
+		p.t.Fatalf("peer %q: %s", line, s)
+	case <-time.After(20 * time.Second):
+		p.t.Fatalf("peer %q: no reply in 20s", line)
+	}
+	return ""
+}
+
+// exit ends the peer and waits for it.
+func (p *peer) exit() {
+	p.do("exit")
+	p.in.Close()
+	p.cmd.Wait()
+}
+
+func (p *peer) kill() {
+	if p.cmd.ProcessState == nil {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
+}
