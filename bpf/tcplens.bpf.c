@@ -5,9 +5,16 @@
  *
  * Hooks (all tracepoints; no kprobes or fentry needed):
  *   tp_btf/inet_sock_set_state   every transition of a full TCP socket
- *   tp_btf/timer_start           releases the held-back CLOSE->SYN_SENT once
- *                                the source port is chosen (tcp_connect arms
- *                                the retransmit timer right after the SYN)
+ *   tp_btf/timer_start           three kernel timers, told apart by function:
+ *                                - tcp_write_timer: releases the held-back
+ *                                  CLOSE->SYN_SENT once the source port is
+ *                                  chosen (tcp_connect arms it after the SYN)
+ *                                - reqsk_timer_handler: a SYN arrived at a
+ *                                  listener (passive handshake start, owner)
+ *                                - tw_timer_handler: a timewait socket began
+ *   tp_btf/timer_cancel, tp_btf/timer_expire_entry
+ *                                how each TIME_WAIT ends
+ *   tp_btf/tcp_receive_reset, tp_btf/tcp_send_reset   resets per socket
  *   tracepoint/syscalls/sys_exit_accept{,4}
  *                                ownership of accepted sockets
  *   tp_btf/sched_process_exit    tells user space an owner is gone
@@ -39,8 +46,10 @@ const struct record *unused_record __attribute__((unused));
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
 #define TCP_SYN_RECV 3
+#define TCP_TIME_WAIT 6
 #define TCP_CLOSE 7
 #define TCP_LISTEN 10
+#define TCP_NEW_SYN_RECV 12
 
 /* Configuration, set by the loader through spec.Variables before load. */
 const volatile __u32 filter_tgid = 0;   /* 0: any owner */
@@ -48,8 +57,10 @@ const volatile __u16 filter_port = 0;   /* 0: any; else local or remote port */
 const volatile __u16 filter_family = 0; /* 0: any; AF_INET or AF_INET6 */
 /* Wake the reader only when this many bytes are waiting (0: every record). */
 const volatile __u32 wakeup_bytes = 0;
-/* Address of tcp_write_timer (from /proc/kallsyms); 0 disables the hook's work. */
+/* Timer functions (from /proc/kallsyms); 0 disables what depends on one. */
 const volatile __u64 tcp_write_timer_addr = 0;
+const volatile __u64 reqsk_timer_addr = 0;
+const volatile __u64 tw_timer_addr = 0;
 
 /*
  * events: every record for user space.
@@ -98,6 +109,47 @@ struct {
 	__type(value, struct listener_owner);
 } listeners SEC(".maps");
 
+/*
+ * reqs: connection requests (SYN received, not yet a full socket) by
+ * 4-tuple -> when the SYN arrived and who owns the listener that took it.
+ * Inserted when the request socket's timer is first armed, read and deleted
+ * when the child socket appears (LISTEN->SYN_RECV). Requests that never
+ * complete (SYN floods, lost ACKs) age out: LRU.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct req_key);
+	__type(value, struct req_info);
+} reqs SEC(".maps");
+
+/*
+ * tws: live timewait sockets, by cookie -> when TIME_WAIT began and the
+ * owner of the full socket it replaced. Inserted when the timewait timer is
+ * first armed, deleted when it expires or is cancelled (a cancel that is
+ * immediately followed by a re-arm restores it from tw_cancelled). LRU so a
+ * lost end cannot leak.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144); /* resized by the loader */
+	__type(key, __u64);
+	__type(value, struct tw_info);
+} tws SEC(".maps");
+
+/* The last timewait entry cancelled on this CPU, to tell a re-arm from an end. */
+struct tw_cancelled {
+	__u64 cookie;
+	struct tw_info info;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tw_cancelled);
+} tw_last_cancel SEC(".maps");
+
 /* Scratch space for building a sock_info without using the BPF stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -134,6 +186,10 @@ static __always_inline struct record *reserve(void)
 static __always_inline void fill_from_info(struct record *r, const struct sock_info *si)
 {
 	r->state_since_ns = si->state_since_ns;
+	r->open_ns = si->open_ns;
+	r->fd = -1;
+	r->netns = 0;
+	r->sk_err = 0;
 	r->cgroup_id = si->cgroup_id;
 	r->owner_tgid = si->owner_tgid;
 	r->family = si->family;
@@ -157,8 +213,8 @@ static __always_inline bool passes_filters(const struct sock_info *si)
 }
 
 /* Send one state record built from si, with old -> new at ts. */
-static __always_inline void emit_state(const struct sock_info *si, __u64 cookie, __u64 ts,
-				       __u8 old_state, __u8 new_state)
+static __always_inline void emit_state(const struct sock_info *si, const struct sock *sk, __u64 cookie,
+				       __u64 ts, __u8 old_state, __u8 new_state)
 {
 	if (!passes_filters(si)) {
 		count(COUNTER_FILTERED);
@@ -174,6 +230,7 @@ static __always_inline void emit_state(const struct sock_info *si, __u64 cookie,
 	r->current_tgid = bpf_get_current_pid_tgid() >> 32;
 	r->old_state = old_state;
 	r->new_state = new_state;
+	r->sk_err = BPF_CORE_READ(sk, sk_err);
 	if (old_state == TCP_CLOSE)
 		r->state_since_ns = 0; /* a new socket: no time in CLOSE to report */
 	__builtin_memset(r->pad, 0, sizeof(r->pad));
@@ -183,6 +240,26 @@ static __always_inline void emit_state(const struct sock_info *si, __u64 cookie,
 static __always_inline __u32 netns_of(const struct sock *sk)
 {
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/*
+ * Read the 4-tuple of any socket kind (full, request, timewait) from its
+ * sock_common. sport is taken from skc_num (host order), which full
+ * sockets clear at CLOSE; callers with full sockets use capture_addrs.
+ */
+static __always_inline void common_tuple(const struct sock_common *skc, __u16 family, __u16 *sport,
+					 __u16 *dport, __u8 *saddr, __u8 *daddr)
+{
+	*sport = BPF_CORE_READ(skc, skc_num);
+	*dport = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
+	if (family == AF_INET) {
+		__u32 s4 = BPF_CORE_READ(skc, skc_rcv_saddr), d4 = BPF_CORE_READ(skc, skc_daddr);
+		__builtin_memcpy(saddr, &s4, 4);
+		__builtin_memcpy(daddr, &d4, 4);
+	} else {
+		BPF_CORE_READ_INTO((__u32 *)saddr, skc, skc_v6_rcv_saddr.in6_u.u6_addr32);
+		BPF_CORE_READ_INTO((__u32 *)daddr, skc, skc_v6_daddr.in6_u.u6_addr32);
+	}
 }
 
 /*
@@ -226,8 +303,35 @@ static __always_inline void own_by_current(struct sock_info *si)
 	si->flags &= ~SOCK_F_INHERITED;
 }
 
+/*
+ * A child socket appears at LISTEN->SYN_RECV, in softirq context. Its owner
+ * (until accept) and its handshake start come from the request that the
+ * SYN created, found by 4-tuple; without one (syncookies, or the SYN came
+ * before tracing) the owner comes from the listening port.
+ */
 static __always_inline void inherit_from_listener(struct sock_info *si, const struct sock *sk)
 {
+	struct req_key rk = {
+		.netns = netns_of(sk),
+		.sport = si->sport,
+		.dport = si->dport,
+	};
+	__builtin_memcpy(rk.saddr, si->saddr, sizeof(rk.saddr));
+	__builtin_memcpy(rk.daddr, si->daddr, sizeof(rk.daddr));
+	struct req_info *ri = bpf_map_lookup_elem(&reqs, &rk);
+	if (ri) {
+		si->open_ns = ri->syn_ns;
+		__u32 owner = ri->owner_tgid;
+		if (owner) {
+			si->owner_tgid = owner;
+			si->cgroup_id = ri->cgroup_id;
+			__builtin_memcpy(si->comm, ri->comm, sizeof(si->comm));
+			si->flags |= SOCK_F_INHERITED;
+		}
+		bpf_map_delete_elem(&reqs, &rk);
+		if (owner)
+			return;
+	}
 	struct listener_key lk = {
 		.netns = netns_of(sk),
 		.port = si->sport,
@@ -314,16 +418,19 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	if (si->flags & SOCK_F_PENDING_SYN_SENT) {
 		/* The SYN never armed the timer (connect failed early): release now. */
 		si->flags &= ~SOCK_F_PENDING_SYN_SENT;
-		emit_state(si, cookie, si->syn_sent_ns, TCP_CLOSE, TCP_SYN_SENT);
-		si->state_since_ns = si->syn_sent_ns;
+		emit_state(si, sk, cookie, si->open_ns, TCP_CLOSE, TCP_SYN_SENT);
+		si->state_since_ns = si->open_ns;
 	}
 
-	if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT && si->sport == 0) {
+	if (oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT) {
+		si->open_ns = ts;
 		/* The source port is chosen after this tracepoint: hold the record. */
-		si->flags |= SOCK_F_PENDING_SYN_SENT;
-		si->syn_sent_ns = ts;
+		if (si->sport == 0)
+			si->flags |= SOCK_F_PENDING_SYN_SENT;
+		else
+			emit_state(si, sk, cookie, ts, oldstate, newstate);
 	} else {
-		emit_state(si, cookie, ts, oldstate, newstate);
+		emit_state(si, sk, cookie, ts, oldstate, newstate);
 	}
 	si->state = newstate;
 	si->state_since_ns = ts;
@@ -343,29 +450,239 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	return 0;
 }
 
+/* tcp_connect() armed the retransmit timer after the SYN: the port is known. */
+static __always_inline void release_syn_sent(struct timer_list *timer)
+{
+	struct sock *sk = (struct sock *)((void *)timer -
+		bpf_core_field_offset(struct inet_connection_sock, icsk_retransmit_timer));
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
+		return;
+	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (!cookie)
+		return;
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
+	if (!si || !(si->flags & SOCK_F_PENDING_SYN_SENT))
+		return;
+	si->flags &= ~SOCK_F_PENDING_SYN_SENT;
+	capture_addrs(si, sk);
+	emit_state(si, sk, cookie, si->open_ns, TCP_CLOSE, TCP_SYN_SENT);
+}
+
+/* A SYN created a request socket: remember when, and whose listener took it. */
+static __always_inline void note_request(struct timer_list *timer)
+{
+	struct request_sock *req = (struct request_sock *)((void *)timer -
+		bpf_core_field_offset(struct request_sock, rsk_timer));
+	const struct sock_common *skc = &req->__req_common;
+	__u16 family = BPF_CORE_READ(skc, skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return;
+	struct req_key rk = {.netns = BPF_CORE_READ(skc, skc_net.net, ns.inum)};
+	common_tuple(skc, family, &rk.sport, &rk.dport, rk.saddr, rk.daddr);
+	if (bpf_map_lookup_elem(&reqs, &rk))
+		return; /* SYN-ACK retransmission: keep the first SYN's time */
+	struct req_info ri = {.syn_ns = bpf_ktime_get_ns()};
+	struct sock *listener = BPF_CORE_READ(skc, skc_listener);
+	__u64 lcookie = BPF_CORE_READ(listener, __sk_common.skc_cookie.counter);
+	struct sock_info *li = lcookie ? bpf_map_lookup_elem(&socks, &lcookie) : NULL;
+	if (li) {
+		ri.owner_tgid = li->owner_tgid;
+		ri.cgroup_id = li->cgroup_id;
+		__builtin_memcpy(ri.comm, li->comm, sizeof(ri.comm));
+	}
+	bpf_map_update_elem(&reqs, &rk, &ri, BPF_NOEXIST);
+}
+
+static __always_inline struct inet_timewait_sock *tw_of(struct timer_list *timer)
+{
+	return (struct inet_timewait_sock *)((void *)timer -
+		bpf_core_field_offset(struct inet_timewait_sock, tw_timer));
+}
+
+/* Send a TIME_WAIT record for tw; info may be NULL (began before tracing). */
+static __always_inline void emit_tw(struct inet_timewait_sock *tw, __u64 cookie, const struct tw_info *info,
+				    __u8 kind)
+{
+	const struct sock_common *skc = &tw->__tw_common;
+	__u16 family = BPF_CORE_READ(skc, skc_family);
+	__u32 owner = info ? info->owner_tgid : 0;
+	if (filter_tgid && owner != filter_tgid)
+		return;
+	if (filter_family && family != filter_family)
+		return;
+	__u16 sport, dport;
+	__u8 saddr[16] = {}, daddr[16] = {};
+	common_tuple(skc, family, &sport, &dport, saddr, daddr);
+	if (filter_port && sport != filter_port && dport != filter_port)
+		return;
+	struct record *r = reserve();
+	if (!r)
+		return;
+	__builtin_memset(r, 0, sizeof(*r));
+	r->kind = kind;
+	r->ts_ns = bpf_ktime_get_ns();
+	r->cookie = cookie;
+	r->current_tgid = bpf_get_current_pid_tgid() >> 32;
+	r->fd = -1;
+	r->netns = BPF_CORE_READ(skc, skc_net.net, ns.inum);
+	r->family = family;
+	r->sport = sport;
+	r->dport = dport;
+	__builtin_memcpy(r->saddr, saddr, sizeof(saddr));
+	__builtin_memcpy(r->daddr, daddr, sizeof(daddr));
+	r->old_state = BPF_CORE_READ(tw, tw_substate);
+	r->new_state = TCP_TIME_WAIT;
+	if (info) {
+		r->state_since_ns = info->start_ns;
+		r->owner_tgid = owner;
+		r->cgroup_id = info->cgroup_id;
+		__builtin_memcpy(r->comm, info->comm, sizeof(r->comm));
+	}
+	bpf_ringbuf_submit(r, wakeup_flags());
+}
+
+/* A timewait socket's timer was armed: TIME_WAIT began, or goes on. */
+static __always_inline void tw_armed(struct timer_list *timer)
+{
+	struct inet_timewait_sock *tw = tw_of(timer);
+	__u64 cookie = BPF_CORE_READ(tw, __tw_common.skc_cookie.counter);
+	if (!cookie || bpf_map_lookup_elem(&tws, &cookie))
+		return;
+	__u32 zero = 0;
+	struct tw_cancelled *last = bpf_map_lookup_elem(&tw_last_cancel, &zero);
+	if (last && last->cookie == cookie) {
+		/* cancel + start: rescheduled (FIN_WAIT2 substate -> TIME_WAIT). */
+		last->cookie = 0;
+		bpf_map_update_elem(&tws, &cookie, &last->info, BPF_ANY);
+		emit_tw(tw, cookie, &last->info, RECORD_TW_REARM);
+		return;
+	}
+	struct tw_info ti = {.start_ns = bpf_ktime_get_ns()};
+	/* The full socket still exists: it goes to CLOSE microseconds later. */
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
+	if (si) {
+		ti.owner_tgid = si->owner_tgid;
+		ti.cgroup_id = si->cgroup_id;
+		__builtin_memcpy(ti.comm, si->comm, sizeof(ti.comm));
+	}
+	if (bpf_map_update_elem(&tws, &cookie, &ti, BPF_NOEXIST) == -E2BIG)
+		count(COUNTER_TWS_FULL);
+	emit_tw(tw, cookie, &ti, RECORD_TW_START);
+}
+
 /*
- * tcp_connect() arms the retransmit timer right after sending the SYN, when
- * the source port is known: release the held-back CLOSE->SYN_SENT record.
- * Fires for every TCP timer arm on the host, so it must exit early.
+ * Timer starts fire for every kernel timer on the host (~12 per TCP
+ * connection): compare the function first and leave.
  */
 SEC("tp_btf/timer_start")
 int BPF_PROG(on_timer_start, struct timer_list *timer)
 {
-	if (!tcp_write_timer_addr || (__u64)timer->function != tcp_write_timer_addr)
+	__u64 fn = (__u64)timer->function;
+	if (fn == tcp_write_timer_addr && fn)
+		release_syn_sent(timer);
+	else if (fn == tw_timer_addr && fn)
+		tw_armed(timer);
+	else if (fn == reqsk_timer_addr && fn)
+		note_request(timer);
+	return 0;
+}
+
+/*
+ * A timer stopped before it ran. For a timewait socket this is an early end
+ * (ss -K, the 4-tuple reused by a new connection or SYN) unless the timer
+ * is re-armed at once; the natural end also passes here just before
+ * timer_expire_entry, recognisable by the expiry time having come.
+ */
+SEC("tp_btf/timer_cancel")
+int BPF_PROG(on_timer_cancel, struct timer_list *timer)
+{
+	if (!tw_timer_addr || (__u64)timer->function != tw_timer_addr)
 		return 0;
-	struct sock *sk = (struct sock *)((void *)timer -
-		bpf_core_field_offset(struct inet_connection_sock, icsk_retransmit_timer));
-	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
-		return 0;
-	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if ((long)(bpf_jiffies64() - timer->expires) >= 0)
+		return 0; /* expiring now: timer_expire_entry reports it */
+	struct inet_timewait_sock *tw = tw_of(timer);
+	__u64 cookie = BPF_CORE_READ(tw, __tw_common.skc_cookie.counter);
 	if (!cookie)
 		return 0;
-	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
-	if (!si || !(si->flags & SOCK_F_PENDING_SYN_SENT))
+	struct tw_info *ti = bpf_map_lookup_elem(&tws, &cookie);
+	__u32 zero = 0;
+	struct tw_cancelled *last = bpf_map_lookup_elem(&tw_last_cancel, &zero);
+	if (ti && last) {
+		last->cookie = cookie;
+		last->info = *ti;
+	}
+	emit_tw(tw, cookie, ti, RECORD_TW_CANCEL);
+	if (ti)
+		bpf_map_delete_elem(&tws, &cookie);
+	return 0;
+}
+
+/* A timewait socket's timer ran: TIME_WAIT ended naturally. */
+SEC("tp_btf/timer_expire_entry")
+int BPF_PROG(on_timer_expire, struct timer_list *timer)
+{
+	if (!tw_timer_addr || (__u64)timer->function != tw_timer_addr)
 		return 0;
-	si->flags &= ~SOCK_F_PENDING_SYN_SENT;
-	capture_addrs(si, sk);
-	emit_state(si, cookie, si->syn_sent_ns, TCP_CLOSE, TCP_SYN_SENT);
+	struct inet_timewait_sock *tw = tw_of(timer);
+	__u64 cookie = BPF_CORE_READ(tw, __tw_common.skc_cookie.counter);
+	if (!cookie)
+		return 0;
+	struct tw_info *ti = bpf_map_lookup_elem(&tws, &cookie);
+	emit_tw(tw, cookie, ti, RECORD_TW_EXPIRE);
+	if (ti)
+		bpf_map_delete_elem(&tws, &cookie);
+	return 0;
+}
+
+/* Resets: counted per owning process in user space. */
+static __always_inline void emit_reset(const struct sock *sk, __u8 kind)
+{
+	if (!sk)
+		return;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return;
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	struct sock_info *si = cookie ? bpf_map_lookup_elem(&socks, &cookie) : NULL;
+	__u32 zero = 0;
+	struct sock_info *tmp = bpf_map_lookup_elem(&scratch, &zero);
+	if (!tmp)
+		return;
+	if (si) {
+		*tmp = *si;
+	} else {
+		__builtin_memset(tmp, 0, sizeof(*tmp));
+		tmp->family = family;
+		common_tuple(&sk->__sk_common, family, &tmp->sport, &tmp->dport, tmp->saddr, tmp->daddr);
+	}
+	if (!passes_filters(tmp))
+		return;
+	struct record *r = reserve();
+	if (!r)
+		return;
+	fill_from_info(r, tmp);
+	r->kind = kind;
+	r->ts_ns = bpf_ktime_get_ns();
+	r->cookie = cookie;
+	r->current_tgid = bpf_get_current_pid_tgid() >> 32;
+	r->old_state = state;
+	r->new_state = state;
+	__builtin_memset(r->pad, 0, sizeof(r->pad));
+	bpf_ringbuf_submit(r, wakeup_flags());
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(on_receive_reset, struct sock *sk)
+{
+	emit_reset(sk, RECORD_RESET_RX);
+	return 0;
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_send_reset, const struct sock *sk)
+{
+	emit_reset(sk, RECORD_RESET_TX);
 	return 0;
 }
 
@@ -414,6 +731,7 @@ static __always_inline int on_accept_exit(struct sys_exit_args *ctx)
 	r->kind = RECORD_ACCEPT;
 	r->ts_ns = bpf_ktime_get_ns();
 	r->cookie = cookie;
+	r->fd = fd;
 	r->current_tgid = si->owner_tgid;
 	r->old_state = si->state;
 	r->new_state = si->state;
@@ -445,6 +763,7 @@ int BPF_PROG(on_process_exit, struct task_struct *task)
 		return 0;
 	__builtin_memset(r, 0, sizeof(*r));
 	r->kind = RECORD_EXIT;
+	r->fd = -1;
 	r->ts_ns = bpf_ktime_get_ns();
 	r->owner_tgid = task->tgid;
 	r->current_tgid = task->tgid;

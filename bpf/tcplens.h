@@ -21,6 +21,18 @@ enum record_kind {
 	RECORD_ACCEPT = 2,
 	/* A thread group ended: owner_tgid exited (user space re-checks ownership). */
 	RECORD_EXIT = 3,
+	/*
+	 * TIME_WAIT, observed through the timewait socket's timer. cookie is
+	 * the full socket's (tw_cookie), old_state the tw substate,
+	 * state_since_ns when the timewait socket was first armed.
+	 */
+	RECORD_TW_START = 4,  /* a timewait socket took over */
+	RECORD_TW_CANCEL = 5, /* its timer was stopped before expiry (killed, reused, or re-armed) */
+	RECORD_TW_REARM = 6,  /* ...and armed again right away: it lives on */
+	RECORD_TW_EXPIRE = 7, /* its timer expired: the natural end */
+	/* A RST was received / sent on a socket. */
+	RECORD_RESET_RX = 8,
+	RECORD_RESET_TX = 9,
 };
 
 /* Per-CPU counters, index into the "counters" map. */
@@ -35,7 +47,11 @@ enum counter {
 	COUNTER_LISTENERS_FULL = 3,
 	/* Transitions dropped by the in-kernel filters (pid/port/family). */
 	COUNTER_FILTERED = 4,
-	COUNTER_MAX = 5,
+	/* Timewait sockets not tracked because the tws map was full. */
+	COUNTER_TWS_FULL = 5,
+	/* SYNs not tracked because the reqs map was full (LRU: oldest evicted). */
+	COUNTER_REQS_FULL = 6,
+	COUNTER_MAX = 7,
 };
 
 /* sock_info.flags */
@@ -60,9 +76,12 @@ struct record {
 	__u64 ts_ns;          /* when the kernel made the change */
 	__u64 cookie;         /* socket cookie: stable identity for the socket's life */
 	__u64 state_since_ns; /* when the socket entered old_state; 0 = unknown */
+	__u64 open_ns;        /* handshake start: SYN sent (active) or received (passive); 0 = unknown */
 	__u64 cgroup_id;      /* cgroup of the owner when it took ownership */
 	__u32 owner_tgid;     /* process owning the socket; 0 = unknown */
 	__u32 current_tgid;   /* task running when the change happened (diagnostic) */
+	__s32 fd;             /* RECORD_ACCEPT: the new descriptor; else -1 */
+	__u32 netns;          /* network namespace inode number */
 	__u8 saddr[16];
 	__u8 daddr[16];
 	__u16 sport;
@@ -72,7 +91,8 @@ struct record {
 	__u8 old_state;       /* kernel TCP_* state numbers */
 	__u8 new_state;
 	__u8 flags;           /* sock_flag bits of the socket at the time */
-	__u8 pad[6];
+	__u8 sk_err;          /* the socket's pending error (ECONNREFUSED, ETIMEDOUT...) */
+	__u8 pad[5];
 	char comm[TCPLENS_COMM_LEN]; /* owner's command */
 };
 
@@ -82,7 +102,7 @@ struct record {
  */
 struct sock_info {
 	__u64 state_since_ns;
-	__u64 syn_sent_ns;    /* time of the held-back CLOSE->SYN_SENT */
+	__u64 open_ns;        /* handshake start: CLOSE->SYN_SENT, or the SYN's arrival */
 	__u64 cgroup_id;
 	__u32 owner_tgid;
 	__u16 family;
@@ -108,6 +128,33 @@ struct listener_owner {
 	__u64 cookie;     /* the listening socket */
 	__u64 cgroup_id;
 	__u32 owner_tgid; /* 0 when processes disagree (SO_REUSEPORT across processes) */
+	__u32 pad;
+	char comm[TCPLENS_COMM_LEN];
+};
+
+/* Key of the "reqs" map: a connection request (SYN received) by 4-tuple. */
+struct req_key {
+	__u32 netns;
+	__u16 sport; /* local (listening) port, host byte order */
+	__u16 dport;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* Value of the "reqs" map. */
+struct req_info {
+	__u64 syn_ns;     /* when the SYN arrived (request socket first armed) */
+	__u64 cgroup_id;  /* listener owner's */
+	__u32 owner_tgid; /* owner of the listener that took the SYN; 0 = unknown */
+	__u32 pad;
+	char comm[TCPLENS_COMM_LEN];
+};
+
+/* Value of the "tws" map (key: the cookie shared by full and timewait socket). */
+struct tw_info {
+	__u64 start_ns;   /* when the timewait socket was first armed */
+	__u64 cgroup_id;
+	__u32 owner_tgid; /* owner of the full socket it replaced */
 	__u32 pad;
 	char comm[TCPLENS_COMM_LEN];
 };

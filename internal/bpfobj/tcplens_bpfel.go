@@ -21,7 +21,9 @@ const (
 	TcplensCounterCOUNTER_SOCKS_FULL     TcplensCounter = 2
 	TcplensCounterCOUNTER_LISTENERS_FULL TcplensCounter = 3
 	TcplensCounterCOUNTER_FILTERED       TcplensCounter = 4
-	TcplensCounterCOUNTER_MAX            TcplensCounter = 5
+	TcplensCounterCOUNTER_TWS_FULL       TcplensCounter = 5
+	TcplensCounterCOUNTER_REQS_FULL      TcplensCounter = 6
+	TcplensCounterCOUNTER_MAX            TcplensCounter = 7
 )
 
 type TcplensListenerKey struct {
@@ -45,9 +47,12 @@ type TcplensRecord struct {
 	TsNs         uint64
 	Cookie       uint64
 	StateSinceNs uint64
+	OpenNs       uint64
 	CgroupId     uint64
 	OwnerTgid    uint32
 	CurrentTgid  uint32
+	Fd           int32
+	Netns        uint32
 	Saddr        [16]uint8
 	Daddr        [16]uint8
 	Sport        uint16
@@ -57,17 +62,42 @@ type TcplensRecord struct {
 	OldState     uint8
 	NewState     uint8
 	Flags        uint8
-	Pad          [6]uint8
+	SkErr        uint8
+	Pad          [5]uint8
 	Comm         [16]int8
 }
 
 type TcplensRecordKind uint32
 
 const (
-	TcplensRecordKindRECORD_STATE  TcplensRecordKind = 1
-	TcplensRecordKindRECORD_ACCEPT TcplensRecordKind = 2
-	TcplensRecordKindRECORD_EXIT   TcplensRecordKind = 3
+	TcplensRecordKindRECORD_STATE     TcplensRecordKind = 1
+	TcplensRecordKindRECORD_ACCEPT    TcplensRecordKind = 2
+	TcplensRecordKindRECORD_EXIT      TcplensRecordKind = 3
+	TcplensRecordKindRECORD_TW_START  TcplensRecordKind = 4
+	TcplensRecordKindRECORD_TW_CANCEL TcplensRecordKind = 5
+	TcplensRecordKindRECORD_TW_REARM  TcplensRecordKind = 6
+	TcplensRecordKindRECORD_TW_EXPIRE TcplensRecordKind = 7
+	TcplensRecordKindRECORD_RESET_RX  TcplensRecordKind = 8
+	TcplensRecordKindRECORD_RESET_TX  TcplensRecordKind = 9
 )
+
+type TcplensReqInfo struct {
+	_         structs.HostLayout
+	SynNs     uint64
+	CgroupId  uint64
+	OwnerTgid uint32
+	Pad       uint32
+	Comm      [16]int8
+}
+
+type TcplensReqKey struct {
+	_     structs.HostLayout
+	Netns uint32
+	Sport uint16
+	Dport uint16
+	Saddr [16]uint8
+	Daddr [16]uint8
+}
 
 type TcplensSeed struct {
 	_        structs.HostLayout
@@ -99,7 +129,7 @@ const (
 type TcplensSockInfo struct {
 	_            structs.HostLayout
 	StateSinceNs uint64
-	SynSentNs    uint64
+	OpenNs       uint64
 	CgroupId     uint64
 	OwnerTgid    uint32
 	Family       uint16
@@ -113,6 +143,21 @@ type TcplensSockInfo struct {
 	Comm         [16]int8
 }
 
+type TcplensTwCancelled struct {
+	_      structs.HostLayout
+	Cookie uint64
+	Info   TcplensTwInfo
+}
+
+type TcplensTwInfo struct {
+	_         structs.HostLayout
+	StartNs   uint64
+	CgroupId  uint64
+	OwnerTgid uint32
+	Pad       uint32
+	Comm      [16]int8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -120,18 +165,27 @@ const (
 	TcplensMapCounters           = "counters"
 	TcplensMapEvents             = "events"
 	TcplensMapListeners          = "listeners"
+	TcplensMapReqs               = "reqs"
 	TcplensMapScratch            = "scratch"
 	TcplensMapSocks              = "socks"
+	TcplensMapTwLastCancel       = "tw_last_cancel"
+	TcplensMapTws                = "tws"
 	TcplensProgOnAccept4Exit     = "on_accept4_exit"
 	TcplensProgOnAcceptExitPlain = "on_accept_exit_plain"
 	TcplensProgOnProcessExit     = "on_process_exit"
+	TcplensProgOnReceiveReset    = "on_receive_reset"
+	TcplensProgOnSendReset       = "on_send_reset"
 	TcplensProgOnSetState        = "on_set_state"
+	TcplensProgOnTimerCancel     = "on_timer_cancel"
+	TcplensProgOnTimerExpire     = "on_timer_expire"
 	TcplensProgOnTimerStart      = "on_timer_start"
 	TcplensProgScanTaskFiles     = "scan_task_files"
 	TcplensVarFilterFamily       = "filter_family"
 	TcplensVarFilterPort         = "filter_port"
 	TcplensVarFilterTgid         = "filter_tgid"
+	TcplensVarReqskTimerAddr     = "reqsk_timer_addr"
 	TcplensVarTcpWriteTimerAddr  = "tcp_write_timer_addr"
+	TcplensVarTwTimerAddr        = "tw_timer_addr"
 	TcplensVarUnusedCounter      = "unused_counter"
 	TcplensVarUnusedRecord       = "unused_record"
 	TcplensVarUnusedRecordKind   = "unused_record_kind"
@@ -185,7 +239,11 @@ type TcplensProgramSpecs struct {
 	OnAccept4Exit     *ebpf.ProgramSpec `ebpf:"on_accept4_exit"`
 	OnAcceptExitPlain *ebpf.ProgramSpec `ebpf:"on_accept_exit_plain"`
 	OnProcessExit     *ebpf.ProgramSpec `ebpf:"on_process_exit"`
+	OnReceiveReset    *ebpf.ProgramSpec `ebpf:"on_receive_reset"`
+	OnSendReset       *ebpf.ProgramSpec `ebpf:"on_send_reset"`
 	OnSetState        *ebpf.ProgramSpec `ebpf:"on_set_state"`
+	OnTimerCancel     *ebpf.ProgramSpec `ebpf:"on_timer_cancel"`
+	OnTimerExpire     *ebpf.ProgramSpec `ebpf:"on_timer_expire"`
 	OnTimerStart      *ebpf.ProgramSpec `ebpf:"on_timer_start"`
 	ScanTaskFiles     *ebpf.ProgramSpec `ebpf:"scan_task_files"`
 }
@@ -194,11 +252,14 @@ type TcplensProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcplensMapSpecs struct {
-	Counters  *ebpf.MapSpec `ebpf:"counters"`
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	Listeners *ebpf.MapSpec `ebpf:"listeners"`
-	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
-	Socks     *ebpf.MapSpec `ebpf:"socks"`
+	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	Listeners    *ebpf.MapSpec `ebpf:"listeners"`
+	Reqs         *ebpf.MapSpec `ebpf:"reqs"`
+	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
+	Socks        *ebpf.MapSpec `ebpf:"socks"`
+	TwLastCancel *ebpf.MapSpec `ebpf:"tw_last_cancel"`
+	Tws          *ebpf.MapSpec `ebpf:"tws"`
 }
 
 // TcplensVariableSpecs contains global variables before they are loaded into the kernel.
@@ -208,7 +269,9 @@ type TcplensVariableSpecs struct {
 	FilterFamily      *ebpf.VariableSpec `ebpf:"filter_family"`
 	FilterPort        *ebpf.VariableSpec `ebpf:"filter_port"`
 	FilterTgid        *ebpf.VariableSpec `ebpf:"filter_tgid"`
+	ReqskTimerAddr    *ebpf.VariableSpec `ebpf:"reqsk_timer_addr"`
 	TcpWriteTimerAddr *ebpf.VariableSpec `ebpf:"tcp_write_timer_addr"`
+	TwTimerAddr       *ebpf.VariableSpec `ebpf:"tw_timer_addr"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedRecord      *ebpf.VariableSpec `ebpf:"unused_record"`
 	UnusedRecordKind  *ebpf.VariableSpec `ebpf:"unused_record_kind"`
@@ -237,11 +300,14 @@ func (o *TcplensObjects) Close() error {
 //
 // It can be passed to LoadTcplensObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcplensMaps struct {
-	Counters  *ebpf.Map `ebpf:"counters"`
-	Events    *ebpf.Map `ebpf:"events"`
-	Listeners *ebpf.Map `ebpf:"listeners"`
-	Scratch   *ebpf.Map `ebpf:"scratch"`
-	Socks     *ebpf.Map `ebpf:"socks"`
+	Counters     *ebpf.Map `ebpf:"counters"`
+	Events       *ebpf.Map `ebpf:"events"`
+	Listeners    *ebpf.Map `ebpf:"listeners"`
+	Reqs         *ebpf.Map `ebpf:"reqs"`
+	Scratch      *ebpf.Map `ebpf:"scratch"`
+	Socks        *ebpf.Map `ebpf:"socks"`
+	TwLastCancel *ebpf.Map `ebpf:"tw_last_cancel"`
+	Tws          *ebpf.Map `ebpf:"tws"`
 }
 
 func (m *TcplensMaps) Close() error {
@@ -249,8 +315,11 @@ func (m *TcplensMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.Listeners,
+		m.Reqs,
 		m.Scratch,
 		m.Socks,
+		m.TwLastCancel,
+		m.Tws,
 	)
 }
 
@@ -261,7 +330,9 @@ type TcplensVariables struct {
 	FilterFamily      *ebpf.Variable `ebpf:"filter_family"`
 	FilterPort        *ebpf.Variable `ebpf:"filter_port"`
 	FilterTgid        *ebpf.Variable `ebpf:"filter_tgid"`
+	ReqskTimerAddr    *ebpf.Variable `ebpf:"reqsk_timer_addr"`
 	TcpWriteTimerAddr *ebpf.Variable `ebpf:"tcp_write_timer_addr"`
+	TwTimerAddr       *ebpf.Variable `ebpf:"tw_timer_addr"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedRecord      *ebpf.Variable `ebpf:"unused_record"`
 	UnusedRecordKind  *ebpf.Variable `ebpf:"unused_record_kind"`
@@ -277,7 +348,11 @@ type TcplensPrograms struct {
 	OnAccept4Exit     *ebpf.Program `ebpf:"on_accept4_exit"`
 	OnAcceptExitPlain *ebpf.Program `ebpf:"on_accept_exit_plain"`
 	OnProcessExit     *ebpf.Program `ebpf:"on_process_exit"`
+	OnReceiveReset    *ebpf.Program `ebpf:"on_receive_reset"`
+	OnSendReset       *ebpf.Program `ebpf:"on_send_reset"`
 	OnSetState        *ebpf.Program `ebpf:"on_set_state"`
+	OnTimerCancel     *ebpf.Program `ebpf:"on_timer_cancel"`
+	OnTimerExpire     *ebpf.Program `ebpf:"on_timer_expire"`
 	OnTimerStart      *ebpf.Program `ebpf:"on_timer_start"`
 	ScanTaskFiles     *ebpf.Program `ebpf:"scan_task_files"`
 }
@@ -287,7 +362,11 @@ func (p *TcplensPrograms) Close() error {
 		p.OnAccept4Exit,
 		p.OnAcceptExitPlain,
 		p.OnProcessExit,
+		p.OnReceiveReset,
+		p.OnSendReset,
 		p.OnSetState,
+		p.OnTimerCancel,
+		p.OnTimerExpire,
 		p.OnTimerStart,
 		p.ScanTaskFiles,
 	)

@@ -19,6 +19,13 @@ const (
 	KindState  = Kind(bpfobj.TcplensRecordKindRECORD_STATE)
 	KindAccept = Kind(bpfobj.TcplensRecordKindRECORD_ACCEPT)
 	KindExit   = Kind(bpfobj.TcplensRecordKindRECORD_EXIT)
+	// TIME_WAIT, seen through the timewait socket's timer.
+	KindTWStart  = Kind(bpfobj.TcplensRecordKindRECORD_TW_START)
+	KindTWCancel = Kind(bpfobj.TcplensRecordKindRECORD_TW_CANCEL)
+	KindTWRearm  = Kind(bpfobj.TcplensRecordKindRECORD_TW_REARM)
+	KindTWExpire = Kind(bpfobj.TcplensRecordKindRECORD_TW_EXPIRE)
+	KindResetRx  = Kind(bpfobj.TcplensRecordKindRECORD_RESET_RX)
+	KindResetTx  = Kind(bpfobj.TcplensRecordKindRECORD_RESET_TX)
 )
 
 func (k Kind) String() string {
@@ -29,6 +36,18 @@ func (k Kind) String() string {
 		return "accept"
 	case KindExit:
 		return "exit"
+	case KindTWStart:
+		return "tw_start"
+	case KindTWCancel:
+		return "tw_cancel"
+	case KindTWRearm:
+		return "tw_rearm"
+	case KindTWExpire:
+		return "tw_expire"
+	case KindResetRx:
+		return "reset_rx"
+	case KindResetTx:
+		return "reset_tx"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -58,6 +77,10 @@ type Record struct {
 	TS         uint64 // CLOCK_MONOTONIC ns of the kernel event
 	Cookie     uint64 // socket identity for its whole life
 	StateSince uint64 // when the socket entered Old; 0 = unknown
+	OpenNS     uint64 // handshake start (SYN sent or received); 0 = unknown
+	FD         int32  // KindAccept: the accepted descriptor; else -1
+	Netns      uint32 // network namespace inode
+	SkErr      uint8  // the socket\'s pending error number
 	CgroupID   uint64
 	Owner      uint32 // owning process (tgid); 0 = unknown
 	Current    uint32 // task running at the event (diagnostic only)
@@ -96,6 +119,10 @@ func Decode(raw []byte, out *Record, comms *CommCache) error {
 	out.TS = k.TsNs
 	out.Cookie = k.Cookie
 	out.StateSince = k.StateSinceNs
+	out.OpenNS = k.OpenNs
+	out.FD = k.Fd
+	out.Netns = k.Netns
+	out.SkErr = k.SkErr
 	out.CgroupID = k.CgroupId
 	out.Owner = k.OwnerTgid
 	out.Current = k.CurrentTgid

@@ -101,9 +101,15 @@ func (p *Probe) configure(spec *ebpf.CollectionSpec, cfg Config) error {
 	if cfg.MaxSockets != 0 {
 		spec.Maps["socks"].MaxEntries = cfg.MaxSockets
 	}
-	timers := kallsymsAddrs("tcp_write_timer")
-	if timers["tcp_write_timer"] == 0 {
-		p.warn("tcp_write_timer not found in /proc/kallsyms: CLOSE->SYN_SENT lines are emitted at the connection's next transition")
+	timers := kallsymsAddrs("tcp_write_timer", "reqsk_timer_handler", "tw_timer_handler")
+	for fn, loss := range map[string]string{
+		"tcp_write_timer":     "CLOSE->SYN_SENT lines are emitted at the connection's next transition",
+		"reqsk_timer_handler": "passive handshake latency is not measured and accepted sockets take their owner from the listening port",
+		"tw_timer_handler":    "TIME_WAIT is not observed",
+	} {
+		if timers[fn] == 0 {
+			p.warn(fmt.Sprintf("%s not found in /proc/kallsyms: %s", fn, loss))
+		}
 	}
 	vars := map[string]any{
 		"filter_tgid":          cfg.PID,
@@ -111,6 +117,8 @@ func (p *Probe) configure(spec *ebpf.CollectionSpec, cfg Config) error {
 		"filter_family":        cfg.Family,
 		"wakeup_bytes":         cfg.WakeupBytes,
 		"tcp_write_timer_addr": timers["tcp_write_timer"],
+		"reqsk_timer_addr":     timers["reqsk_timer_handler"],
+		"tw_timer_addr":        timers["tw_timer_handler"],
 	}
 	for name, v := range vars {
 		vs, ok := spec.Variables[name]
@@ -137,8 +145,12 @@ func (p *Probe) attach() error {
 		prog *ebpf.Program
 		what string
 	}{
-		{p.objs.OnTimerStart, "timer:timer_start (CLOSE->SYN_SENT lines wait for the next transition)"},
+		{p.objs.OnTimerStart, "timer:timer_start (CLOSE->SYN_SENT lines wait for the next transition; no TIME_WAIT or passive handshake timing)"},
+		{p.objs.OnTimerCancel, "timer:timer_cancel (TIME_WAIT ends before expiry are not seen)"},
+		{p.objs.OnTimerExpire, "timer:timer_expire_entry (TIME_WAIT expiry is not seen)"},
 		{p.objs.OnProcessExit, "sched:sched_process_exit (sockets of exited processes keep their old owner)"},
+		{p.objs.OnReceiveReset, "tcp:tcp_receive_reset (resets received are not counted)"},
+		{p.objs.OnSendReset, "tcp:tcp_send_reset (resets sent are not counted)"},
 	}
 	for _, o := range optional {
 		l, err := link.AttachTracing(link.TracingOptions{Program: o.prog})
@@ -187,7 +199,12 @@ type Counters struct {
 	SocksFull     uint64 // sockets not tracked: per-socket map full
 	ListenersFull uint64 // listeners not tracked: map full
 	Filtered      uint64 // transitions dropped by the in-kernel filters
+	TWsFull       uint64 // timewait sockets not tracked: map full
+	ReqsFull      uint64 // SYNs not tracked: map full
 }
+
+// Untracked sums what the kernel could not track for want of map space.
+func (c Counters) Untracked() uint64 { return c.SocksFull + c.ListenersFull + c.TWsFull + c.ReqsFull }
 
 // Counters reads the kernel's counters.
 func (p *Probe) Counters() (Counters, error) {
@@ -198,6 +215,8 @@ func (p *Probe) Counters() (Counters, error) {
 		bpfobj.TcplensCounterCOUNTER_SOCKS_FULL:     &c.SocksFull,
 		bpfobj.TcplensCounterCOUNTER_LISTENERS_FULL: &c.ListenersFull,
 		bpfobj.TcplensCounterCOUNTER_FILTERED:       &c.Filtered,
+		bpfobj.TcplensCounterCOUNTER_TWS_FULL:       &c.TWsFull,
+		bpfobj.TcplensCounterCOUNTER_REQS_FULL:      &c.ReqsFull,
 	}
 	for idx, dst := range fields {
 		var perCPU []uint64
@@ -230,11 +249,13 @@ func (p *Probe) Scan() ([]event.Seed, error) {
 	return event.DecodeSeeds(raw)
 }
 
-// Adopt records the owner of a socket found by a scan in the kernel's
-// tables, so its later transitions are attributed. It replaces the owner
-// only where the kernel has none or where replace says the recorded
-// owner is gone. It reports whether the kernel's entry now names s.Tgid.
-func (p *Probe) Adopt(s event.Seed, cgroupID uint64, replace func(old uint32) bool) (bool, error) {
+// Adopt makes sure the kernel names a current holder of the socket as its
+// owner: when the recorded owner is not among holders (none recorded yet,
+// it exited, or it handed the descriptor on), the first holder becomes the
+// owner. holders are the scan's entries for one socket, lowest pid first.
+// It returns the owner the kernel now records.
+func (p *Probe) Adopt(holders []event.Seed) (event.Seed, error) {
+	s := holders[0]
 	var si bpfobj.TcplensSockInfo
 	err := p.objs.Socks.Lookup(s.Cookie, &si)
 	switch {
@@ -246,24 +267,28 @@ func (p *Probe) Adopt(s event.Seed, cgroupID uint64, replace func(old uint32) bo
 		si.Saddr = addrBytes(s.SAddr, s.Family)
 		si.Daddr = addrBytes(s.DAddr, s.Family)
 	case err != nil:
-		return false, fmt.Errorf("look up socket %d: %w", s.Cookie, err)
-	case si.OwnerTgid != 0 && !replace(si.OwnerTgid):
-		return si.OwnerTgid == s.Tgid, nil
+		return s, fmt.Errorf("look up socket %d: %w", s.Cookie, err)
+	default:
+		for _, h := range holders {
+			if h.Tgid == si.OwnerTgid {
+				return h, nil
+			}
+		}
 	}
 	si.OwnerTgid = s.Tgid
-	si.CgroupId = cgroupID
+	si.CgroupId = s.Cgroup
 	si.Flags &^= uint8(bpfobj.TcplensSockFlagSOCK_F_INHERITED)
 	si.Comm = commBytes(s.Comm)
 	if err := p.objs.Socks.Update(s.Cookie, &si, ebpf.UpdateAny); err != nil {
-		return false, fmt.Errorf("record owner of socket %d: %w", s.Cookie, err)
+		return s, fmt.Errorf("record owner of socket %d: %w", s.Cookie, err)
 	}
 	if s.State == event.Listen {
-		p.adoptListener(s, cgroupID)
+		p.adoptListener(s)
 	}
-	return true, nil
+	return s, nil
 }
 
-func (p *Probe) adoptListener(s event.Seed, cgroupID uint64) {
+func (p *Probe) adoptListener(s event.Seed) {
 	key := bpfobj.TcplensListenerKey{Netns: s.Netns, Port: s.SPort}
 	var cur bpfobj.TcplensListenerOwner
 	if err := p.objs.Listeners.Lookup(&key, &cur); err == nil {
@@ -273,13 +298,18 @@ func (p *Probe) adoptListener(s event.Seed, cgroupID uint64) {
 		}
 		return
 	}
-	l := bpfobj.TcplensListenerOwner{Cookie: s.Cookie, CgroupId: cgroupID, OwnerTgid: s.Tgid, Comm: commBytes(s.Comm)}
+	l := bpfobj.TcplensListenerOwner{Cookie: s.Cookie, CgroupId: s.Cgroup, OwnerTgid: s.Tgid, Comm: commBytes(s.Comm)}
 	_ = p.objs.Listeners.Update(&key, &l, ebpf.UpdateNoExist)
 }
 
-// MapEntries counts the entries of the per-socket and listener maps.
-func (p *Probe) MapEntries() (socks, listeners int) {
-	return countEntries(p.objs.Socks), countEntries(p.objs.Listeners)
+// MapEntries counts the entries of the kernel's per-socket maps.
+func (p *Probe) MapEntries() map[string]int {
+	return map[string]int{
+		"socks":     countEntries(p.objs.Socks),
+		"listeners": countEntries(p.objs.Listeners),
+		"reqs":      countEntries(p.objs.Reqs),
+		"tws":       countEntries(p.objs.Tws),
+	}
 }
 
 func countEntries(m *ebpf.Map) int {

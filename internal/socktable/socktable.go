@@ -11,6 +11,7 @@ type Entry struct {
 	Comm  string
 	State event.State
 	Since uint64 // monotonic ns when State began; 0 = before tracing
+	FD    int32  // the owner's descriptor for it; -1 = unknown
 }
 
 // Table maps socket cookies to entries. Entries are removed when their
@@ -33,10 +34,14 @@ func (t *Table) Apply(r *event.Record) {
 			t.remove(r.Cookie)
 			return
 		}
-		t.set(r.Cookie, Entry{Owner: r.Owner, Comm: r.Comm, State: r.New, Since: r.TS})
+		fd := int32(-1)
+		if e, ok := t.socks[r.Cookie]; ok && e.Owner == r.Owner {
+			fd = e.FD
+		}
+		t.set(r.Cookie, Entry{Owner: r.Owner, Comm: r.Comm, State: r.New, Since: r.TS, FD: fd})
 	case event.KindAccept:
 		if e, ok := t.socks[r.Cookie]; ok {
-			e.Owner, e.Comm = r.Owner, r.Comm
+			e.Owner, e.Comm, e.FD = r.Owner, r.Comm, r.FD
 			t.set(r.Cookie, e)
 		}
 	}
@@ -48,13 +53,13 @@ func (t *Table) Seed(s event.Seed) {
 	if _, ok := t.socks[s.Cookie]; ok {
 		return
 	}
-	t.set(s.Cookie, Entry{Owner: s.Tgid, Comm: s.Comm, State: s.State})
+	t.set(s.Cookie, Entry{Owner: s.Tgid, Comm: s.Comm, State: s.State, FD: int32(s.FD)})
 }
 
-// SetOwner names a new owner for a live socket.
-func (t *Table) SetOwner(cookie uint64, owner uint32, comm string) {
+// SetOwner names the owner of a live socket and its descriptor there.
+func (t *Table) SetOwner(cookie uint64, owner uint32, comm string, fd int32) {
 	if e, ok := t.socks[cookie]; ok {
-		e.Owner, e.Comm = owner, comm
+		e.Owner, e.Comm, e.FD = owner, comm, fd
 		t.set(cookie, e)
 	}
 }

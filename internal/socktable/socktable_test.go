@@ -24,7 +24,7 @@ func TestTable(t *testing.T) {
 	if got := tb.OwnedBy(12); len(got) != 1 || got[0] != 2 {
 		t.Errorf("OwnedBy(12) = %v", got)
 	}
-	tb.SetOwner(2, 13, "child")
+	tb.SetOwner(2, 13, "child", 5)
 	if tb.Owns(12) || !tb.Owns(13) {
 		t.Error("SetOwner did not move ownership")
 	}

@@ -56,7 +56,7 @@ func Open(cfg probe.Config) (*Tracer, error) {
 	t := &Tracer{probe: p, table: socktable.New(), exited: make(map[uint32]bool)}
 	// The hooks are attached before the scan, so a socket cannot change
 	// hands unseen between the two.
-	if err := t.adoptScan(func(uint32) bool { return false }); err != nil {
+	if err := t.adoptScan(); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("start-up scan of existing sockets: %w", err)
 	}
@@ -70,28 +70,33 @@ func (t *Tracer) Warnings() []string { return t.probe.Warnings() }
 // Table is the live socket table (read it only from the Run goroutine).
 func (t *Tracer) Table() *socktable.Table { return t.table }
 
-// adoptScan records the holder of every TCP socket descriptor. The first
-// holder in the scan (lowest pid: usually the creator, not a forked child)
-// becomes the owner, replacing a recorded owner only where replace says so.
-func (t *Tracer) adoptScan(replace func(old uint32) bool) error {
+// adoptScan scans every process's descriptors and makes each socket's
+// owner one of its current holders: the recorded owner if it still holds
+// it, else the first holder (lowest pid: usually the creator, not a forked
+// child). Processes known to have exited are not holders.
+func (t *Tracer) adoptScan() error {
 	seeds, err := t.probe.Scan()
 	if err != nil {
 		return err
 	}
-	seen := make(map[uint64]bool, len(seeds))
+	holders := make(map[uint64][]event.Seed, len(seeds))
+	var order []uint64
 	for _, s := range seeds {
-		if seen[s.Cookie] || t.exited[s.Tgid] {
+		if t.exited[s.Tgid] {
 			continue
 		}
-		seen[s.Cookie] = true
-		owned, err := t.probe.Adopt(s, s.Cgroup, replace)
+		if _, ok := holders[s.Cookie]; !ok {
+			order = append(order, s.Cookie)
+		}
+		holders[s.Cookie] = append(holders[s.Cookie], s)
+	}
+	for _, cookie := range order {
+		owner, err := t.probe.Adopt(holders[cookie])
 		if err != nil {
 			return err
 		}
-		t.table.Seed(s)
-		if owned {
-			t.table.SetOwner(s.Cookie, s.Tgid, s.Comm)
-		}
+		t.table.Seed(owner)
+		t.table.SetOwner(cookie, owner.Tgid, owner.Comm, int32(owner.FD))
 	}
 	return nil
 }
@@ -161,9 +166,8 @@ func (t *Tracer) housekeeping() error {
 	if t.rescanAt.IsZero() || time.Now().Before(t.rescanAt) {
 		return nil
 	}
-	exited := t.exited
 	t.stats.Rescans++
-	err := t.adoptScan(func(old uint32) bool { return exited[old] })
+	err := t.adoptScan()
 	t.exited = make(map[uint32]bool)
 	t.rescanAt = time.Time{}
 	return err
