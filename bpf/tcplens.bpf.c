@@ -201,6 +201,11 @@ static __always_inline void fill_from_info(struct record *r, const struct sock_i
 	__builtin_memcpy(r->comm, si->comm, sizeof(r->comm));
 }
 
+static __always_inline __u32 netns_of(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
 static __always_inline bool passes_filters(const struct sock_info *si)
 {
 	if (filter_tgid && si->owner_tgid != filter_tgid)
@@ -231,16 +236,13 @@ static __always_inline void emit_state(const struct sock_info *si, const struct 
 	r->old_state = old_state;
 	r->new_state = new_state;
 	r->sk_err = BPF_CORE_READ(sk, sk_err);
+	r->netns = netns_of(sk);
 	if (old_state == TCP_CLOSE)
 		r->state_since_ns = 0; /* a new socket: no time in CLOSE to report */
 	__builtin_memset(r->pad, 0, sizeof(r->pad));
 	bpf_ringbuf_submit(r, wakeup_flags());
 }
 
-static __always_inline __u32 netns_of(const struct sock *sk)
-{
-	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-}
 
 /*
  * Read the 4-tuple of any socket kind (full, request, timewait) from its
@@ -257,8 +259,8 @@ static __always_inline void common_tuple(const struct sock_common *skc, __u16 fa
 		__builtin_memcpy(saddr, &s4, 4);
 		__builtin_memcpy(daddr, &d4, 4);
 	} else {
-		BPF_CORE_READ_INTO((__u32 *)saddr, skc, skc_v6_rcv_saddr.in6_u.u6_addr32);
-		BPF_CORE_READ_INTO((__u32 *)daddr, skc, skc_v6_daddr.in6_u.u6_addr32);
+		bpf_core_read(saddr, 16, &skc->skc_v6_rcv_saddr);
+		bpf_core_read(daddr, 16, &skc->skc_v6_daddr);
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ var toolPath string
 // runningTool is tcplens started as a separate process.
 type runningTool struct {
 	cmd    *exec.Cmd
-	stdout bytes.Buffer
+	stdout syncBuffer
 	stderr *bufio.Reader
 	errAll strings.Builder
 }
@@ -94,6 +95,66 @@ func startTool(t *testing.T, args ...string) *runningTool {
 		t.Fatal("tcplens did not start tracing in 30s")
 	}
 	return rt
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Read(p)
+}
+
+// String returns everything written so far (without consuming it).
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// lines parses every complete JSON line written so far.
+func (rt *runningTool) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	text := rt.stdout.String()
+	text = text[:strings.LastIndexByte(text, '\n')+1] // complete lines only
+	for _, l := range strings.Split(text, "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("invalid JSON line %q: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// waitLines polls the tool's output until match finds what it needs.
+func (rt *runningTool) waitLines(t *testing.T, what string, timeout time.Duration, match func([]map[string]any) bool) []map[string]any {
+	t.Helper()
+	end := time.Now().Add(timeout)
+	for {
+		ls := rt.lines(t)
+		if match(ls) {
+			return ls
+		}
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %v waiting for %s; output:\n%s", timeout, what, rt.stdout.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // stop sends sig and returns the exit code and the rest of stderr.
@@ -242,6 +303,9 @@ func TestToolFilters(t *testing.T) {
 	for sc.Scan() {
 		var l jsonLine
 		json.Unmarshal(sc.Bytes(), &l)
+		if l.Type == "summary" || l.Type == "host" {
+			continue // per process / host-wide, not per socket
+		}
 		if l.SPort != b.Port() && l.DPort != b.Port() {
 			t.Errorf("line for another port passed the filter: %s", sc.Text())
 		}

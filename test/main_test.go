@@ -55,12 +55,12 @@ func startCollector(t *testing.T, cfg probe.Config) *collector {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &collector{tr: tr, done: make(chan error, 1), stop: cancel}
 	go func() {
-		c.done <- tr.Run(ctx, func(r *event.Record) error {
+		c.done <- tr.Run(ctx, tracer.Handlers{Record: func(r *event.Record) error {
 			c.mu.Lock()
 			c.recs = append(c.recs, *r)
 			c.mu.Unlock()
 			return nil
-		})
+		}})
 	}()
 	t.Cleanup(func() { c.close(t) })
 	return c

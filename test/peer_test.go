@@ -7,11 +7,23 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+func mustDuration(s string) time.Duration {
+	d, _ := time.ParseDuration(s)
+	return d
+}
 
 // A peer is a separate process (this test binary re-executed) that opens,
 // accepts and closes TCP connections on command, one line per command on
@@ -19,10 +31,18 @@ import (
 // processes is what makes ownership testable: on loopback the kernel runs
 // many transitions on the *other* process's stack.
 
-const peerEnv = "TCPLENS_TEST_PEER"
+const (
+	peerEnv = "TCPLENS_TEST_PEER"
+	holdEnv = "TCPLENS_TEST_HOLD"
+)
 
 // runPeerIfAsked turns this process into a peer when the environment says so.
 func runPeerIfAsked() {
+	if os.Getenv(holdEnv) != "" {
+		// A process that only holds the descriptors it inherited.
+		time.Sleep(2 * time.Minute)
+		os.Exit(0)
+	}
 	if os.Getenv(peerEnv) == "" {
 		return
 	}
@@ -72,6 +92,46 @@ func servePeer(in io.Reader, out io.Writer) {
 			if err == nil {
 				conns = append(conns, last)
 				reply("ok %s %s", last.LocalAddr(), last.RemoteAddr())
+			}
+		case "connectfrom": // connectfrom LOCALPORT ADDR: reuse a local port
+			d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{Port: atoi(f[1])},
+				Control: func(_, _ string, c syscall.RawConn) error {
+					return c.Control(func(fd uintptr) {
+						syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+					})
+				}}
+			d.SetMultipathTCP(false)
+			last, err = d.Dial("tcp", f[2])
+			if err == nil {
+				conns = append(conns, last)
+				reply("ok %s %s", last.LocalAddr(), last.RemoteAddr())
+			}
+		case "tryconnect": // tryconnect ADDR TIMEOUT: report how a connect ends
+			d := net.Dialer{Timeout: mustDuration(f[2])}
+			d.SetMultipathTCP(false)
+			c, cerr := d.Dial("tcp", f[1])
+			if cerr == nil {
+				conns = append(conns, c)
+				last = c
+				reply("ok connected %s", c.LocalAddr())
+			} else {
+				reply("ok failed %v", cerr)
+			}
+		case "handoff": // hand the last connection to a new process that just holds it
+			var file *os.File
+			file, err = last.(*net.TCPConn).File()
+			if err != nil {
+				break
+			}
+			self, _ := os.Executable()
+			cmd := exec.Command(self, "-test.run=^$")
+			cmd.Env = append(os.Environ(), holdEnv+"=1")
+			cmd.ExtraFiles = []*os.File{file}
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			err = cmd.Start()
+			file.Close()
+			if err == nil {
+				reply("ok %d", cmd.Process.Pid)
 			}
 		case "readeof": // wait for the peer's FIN
 			_, err = io.Copy(io.Discard, last)

@@ -6,14 +6,19 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/tcplens/tcplens/internal/event"
 	"github.com/tcplens/tcplens/internal/probe"
 )
 
 type options struct {
-	format string
-	probe  probe.Config
+	format          string
+	probe           probe.Config
+	noEvents        bool
+	summaryInterval time.Duration
+	closeWaitAfter  time.Duration
+	closeWaitRepeat time.Duration
 }
 
 // parseFlags validates every flag; errors are usageError (exit status 2).
@@ -27,6 +32,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	v4 := fs.Bool("ipv4", false, "only IPv4 sockets")
 	v6 := fs.Bool("ipv6", false, "only IPv6 sockets")
 	debug := fs.Bool("debug", false, "print the full verifier log if a program is rejected")
+	fs.BoolVar(&o.noEvents, "no-events", false, "no per-event lines: only summaries and CLOSE_WAIT alerts")
+	fs.DurationVar(&o.summaryInterval, "summary-interval", 0, "emit per-process summaries this often (0: only at exit)")
+	fs.DurationVar(&o.closeWaitAfter, "close-wait-after", 30*time.Second, "report sockets in CLOSE_WAIT longer than this as stuck")
+	fs.DurationVar(&o.closeWaitRepeat, "close-wait-repeat", 5*time.Minute, "report a still-stuck CLOSE_WAIT socket again this often")
 	fs.StringVar(&o.probe.BTFPath, "btf", "", "kernel BTF file for kernels without /sys/kernel/btf/vmlinux")
 	fs.Usage = func() {} // errors are one line; the full usage is only for -h
 	if err := fs.Parse(args); err != nil {
@@ -65,6 +74,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.probe.Family = event.AFInet
 	case *v6:
 		o.probe.Family = event.AFInet6
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+		zero bool // 0 allowed
+	}{{"summary-interval", o.summaryInterval, true}, {"close-wait-after", o.closeWaitAfter, false}, {"close-wait-repeat", o.closeWaitRepeat, false}} {
+		if d.v < 0 || (d.v == 0 && !d.zero) || (d.v > 0 && d.v < 100*time.Millisecond) || d.v > 7*24*time.Hour {
+			return o, usageError{fmt.Errorf("invalid --%s %v: want a duration between 100ms and 168h", d.name, d.v)}
+		}
 	}
 	o.probe.VerifierLogs = *debug
 	return o, nil

@@ -1,5 +1,6 @@
 // Command tcplens traces TCP connection lifecycles with eBPF and streams
-// every state transition, attributed to the process owning the socket.
+// every state transition, attributed to the process owning the socket,
+// with handshake, TIME_WAIT and CLOSE_WAIT analyses on top.
 package main
 
 import (
@@ -13,7 +14,10 @@ import (
 	"syscall"
 
 	"github.com/tcplens/tcplens/internal/event"
+	"github.com/tcplens/tcplens/internal/ktime"
+	"github.com/tcplens/tcplens/internal/lifecycle"
 	"github.com/tcplens/tcplens/internal/output"
+	"github.com/tcplens/tcplens/internal/probe"
 	"github.com/tcplens/tcplens/internal/tracer"
 )
 
@@ -65,22 +69,115 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		out = output.NewJSON(stdout, clock)
 	}
-	fmt.Fprintf(stderr, "tcplens: tracing TCP state transitions (%d existing sockets found); Ctrl-C to stop\n", t.Stats().Seeded)
+	s := newSession(opts, t, out)
+	fmt.Fprintf(stderr, "tcplens: tracing TCP state transitions (%d existing socket descriptors found); Ctrl-C to stop\n", len(t.StartupSockets()))
 
-	emitted := uint64(0)
-	runErr := t.Run(ctx, func(r *event.Record) error {
-		if r.Kind != event.KindState {
-			return nil
-		}
-		emitted++
-		return out.State(r)
-	})
+	runErr := t.Run(ctx, tracer.Handlers{Record: s.record, Tick: s.tick})
+	reportErr := s.report(ktime.Now())
 	flushErr := out.Flush()
-	printCounters(stderr, t, emitted)
-	if runErr != nil {
-		return runErr
+	printCounters(stderr, t, s.emitted)
+	return errors.Join(runErr, reportErr, flushErr)
+}
+
+// session connects the tracer's records to the analyses and the output.
+type session struct {
+	opts        options
+	t           *tracer.Tracer
+	out         output.Writer
+	an          *lifecycle.Analyzer
+	emitted     uint64 // state lines written
+	nextSummary uint64
+	overflow0   uint64 // TCPTimeWaitOverflow when tracing began
+}
+
+// quietSink drops per-event lines (--no-events) but keeps CLOSE_WAIT alerts.
+type quietSink struct{ output.Writer }
+
+func (quietSink) Handshake(*lifecycle.Handshake) error { return nil }
+func (quietSink) Accept(*lifecycle.Accept) error       { return nil }
+func (quietSink) TimeWait(*lifecycle.TimeWait) error   { return nil }
+
+func newSession(opts options, t *tracer.Tracer, out output.Writer) *session {
+	s := &session{opts: opts, t: t, out: out}
+	var sink lifecycle.Sink = out
+	if opts.noEvents {
+		sink = quietSink{out}
 	}
-	return flushErr
+	s.an = lifecycle.New(lifecycle.Config{
+		CloseWaitAfter:  uint64(opts.closeWaitAfter),
+		CloseWaitRepeat: uint64(opts.closeWaitRepeat),
+		Start:           t.Start(),
+	}, sink, t.Table())
+	for _, seed := range t.StartupSockets() {
+		if seed.State == event.CloseWait {
+			s.an.SeedCloseWait(seedRecord(seed))
+		}
+	}
+	s.overflow0, _ = probe.TimeWaitOverflows()
+	if opts.summaryInterval > 0 {
+		s.nextSummary = t.Start() + uint64(opts.summaryInterval)
+	}
+	return s
+}
+
+func seedRecord(s event.Seed) event.Record {
+	return event.Record{Kind: event.KindState, Cookie: s.Cookie, Owner: s.Tgid, Comm: s.Comm, Family: s.Family,
+		SAddr: s.SAddr, DAddr: s.DAddr, SPort: s.SPort, DPort: s.DPort, Old: s.State, New: s.State, FD: int32(s.FD), Netns: s.Netns}
+}
+
+func (s *session) record(r *event.Record) error {
+	if r.Kind == event.KindState && !s.opts.noEvents {
+		s.emitted++
+		if err := s.out.State(r); err != nil {
+			return err
+		}
+	}
+	return s.an.Record(r)
+}
+
+func (s *session) tick(now uint64) error {
+	if s.an.CloseWaitDue(now) {
+		// Name whoever holds the descriptor now (a forked child, say).
+		if err := s.t.RefreshOwners(); err != nil {
+			return err
+		}
+	}
+	if err := s.an.Tick(now); err != nil {
+		return err
+	}
+	if s.nextSummary != 0 && now >= s.nextSummary {
+		s.nextSummary = now + uint64(s.opts.summaryInterval)
+		if err := s.summaries(now); err != nil {
+			return err
+		}
+	}
+	return s.out.Flush()
+}
+
+func (s *session) host(now uint64) *output.Host {
+	h := &output.Host{TS: now, TimeWait: s.an.TimeWaitNow(), TopRemotes: s.an.TopRemotes(10)}
+	if v, err := probe.TimeWaitOverflows(); err == nil && v >= s.overflow0 {
+		h.TimeWaitOverflows = v - s.overflow0
+	}
+	return h
+}
+
+func (s *session) summaries(now uint64) error {
+	sums := s.an.Summaries(now)
+	for i := range sums {
+		if err := s.out.Summary(&sums[i]); err != nil {
+			return err
+		}
+	}
+	return s.out.Host(s.host(now))
+}
+
+// report is the exit report: always once, whatever the interval.
+func (s *session) report(now uint64) error {
+	if err := s.an.Tick(now); err != nil {
+		return err
+	}
+	return s.out.Report(s.an.Summaries(now), s.host(now))
 }
 
 func printCounters(w io.Writer, t *tracer.Tracer, emitted uint64) {
@@ -91,5 +188,5 @@ func printCounters(w io.Writer, t *tracer.Tracer, emitted uint64) {
 		return
 	}
 	fmt.Fprintf(w, "tcplens: events seen %d, emitted %d, lost %d (ring buffer full), decode errors %d, sockets untracked (map full) %d\n",
-		c.Produced, emitted, c.RingFull, st.DecodeErrors, c.SocksFull+c.ListenersFull)
+		c.Produced, emitted, c.RingFull, st.DecodeErrors, c.Untracked())
 }

@@ -12,12 +12,26 @@ import (
 
 	"github.com/tcplens/tcplens/internal/event"
 	"github.com/tcplens/tcplens/internal/ktime"
+	"github.com/tcplens/tcplens/internal/lifecycle"
 )
 
 // Writer renders events. Implementations buffer; Flush writes through.
 type Writer interface {
 	State(r *event.Record) error
+	lifecycle.Sink
+	Summary(s *lifecycle.Summary) error
+	Host(h *Host) error
+	// Report is the exit report (text: a table with histograms).
+	Report(sums []lifecycle.Summary, h *Host) error
 	Flush() error
+}
+
+// Host is the host-wide view: TIME_WAIT pile-ups by remote endpoint.
+type Host struct {
+	TS                uint64
+	TimeWait          int
+	TimeWaitOverflows uint64 // TcpExt TCPTimeWaitOverflow since tcplens started
+	TopRemotes        []lifecycle.Remote
 }
 
 // JSON writes one JSON object per line (the schema is in README.md).
@@ -49,6 +63,144 @@ func (j *JSON) State(r *event.Record) error {
 	j.buf = b
 	_, err := j.w.Write(b)
 	return err
+}
+
+func (j *JSON) line(b []byte) error {
+	b = append(b, "}\n"...)
+	j.buf = b
+	_, err := j.w.Write(b)
+	return err
+}
+
+// Handshake writes one "type":"handshake" line.
+func (j *JSON) Handshake(h *lifecycle.Handshake) error {
+	b := j.appendCommon(j.buf[:0], h.Conn.TS, "handshake", &h.Conn)
+	b = append(b, `,"role":"`...)
+	b = append(b, h.Role...)
+	b = append(b, `","result":"`...)
+	b = append(b, h.Result...)
+	b = append(b, '"')
+	if h.LatencyKnown {
+		b = append(b, `,"latency_ns":`...)
+		b = strconv.AppendUint(b, h.LatencyNs, 10)
+	}
+	return j.line(b)
+}
+
+// Accept writes one "type":"accept" line.
+func (j *JSON) Accept(a *lifecycle.Accept) error {
+	b := j.appendCommon(j.buf[:0], a.Conn.TS, "accept", &a.Conn)
+	b = append(b, `,"fd":`...)
+	b = strconv.AppendInt(b, int64(a.Conn.FD), 10)
+	b = append(b, `,"accept_wait_ns":`...)
+	b = strconv.AppendUint(b, a.WaitNs, 10)
+	return j.line(b)
+}
+
+// TimeWait writes one "type":"time_wait" line.
+func (j *JSON) TimeWait(t *lifecycle.TimeWait) error {
+	b := j.appendCommon(j.buf[:0], t.Conn.TS, "time_wait", &t.Conn)
+	b = append(b, `,"end":"`...)
+	b = append(b, t.End...)
+	b = append(b, '"')
+	if t.DwellKnown {
+		b = append(b, `,"dwell_ns":`...)
+		b = strconv.AppendUint(b, t.DwellNs, 10)
+	}
+	return j.line(b)
+}
+
+// CloseWait writes one "type":"close_wait" line.
+func (j *JSON) CloseWait(c *lifecycle.CloseWait) error {
+	b := j.appendCommon(j.buf[:0], c.Conn.TS, "close_wait", &c.Conn)
+	b = append(b, `,"status":"`...)
+	b = append(b, c.Status...)
+	b = append(b, `","age_ns":`...)
+	b = strconv.AppendUint(b, c.AgeNs, 10)
+	if c.AtLeast {
+		b = append(b, `,"age_at_least":true`...)
+	}
+	if c.FD >= 0 {
+		b = append(b, `,"fd":`...)
+		b = strconv.AppendInt(b, int64(c.FD), 10)
+	}
+	return j.line(b)
+}
+
+// Summary writes one "type":"summary" line for one process.
+func (j *JSON) Summary(s *lifecycle.Summary) error {
+	b := append(j.buf[:0], `{"ts":"`...)
+	b = j.clock.Wall(s.TS).AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","type":"summary","pid":`...)
+	b = strconv.AppendUint(b, uint64(s.Pid), 10)
+	b = append(b, `,"comm":`...)
+	b = AppendJSONString(b, s.Comm)
+	b = appendField(b, "active", s.Active)
+	b = appendField(b, "passive", s.Passive)
+	b = append(b, `,"failures":{"refused":`...)
+	b = strconv.AppendUint(b, s.Refused, 10)
+	b = appendField(b, "timeout", s.Timeout)
+	b = appendField(b, "reset", s.Reset)
+	b = append(b, `},"handshake_ns":{"count":`...)
+	b = strconv.AppendUint(b, s.Handshake.Count(), 10)
+	b = appendField(b, "p50", s.Handshake.Quantile(0.50))
+	b = appendField(b, "p90", s.Handshake.Quantile(0.90))
+	b = appendField(b, "p99", s.Handshake.Quantile(0.99))
+	b = appendField(b, "max", s.Handshake.Max())
+	b = append(b, `},"time_wait":{"now":`...)
+	b = strconv.AppendInt(b, int64(s.TimeWaitNow), 10)
+	b = appendField(b, "ended", s.TimeWaitEnded)
+	b = appendField(b, "dwell_p50_ns", s.TimeWaitDwell.Quantile(0.50))
+	b = appendField(b, "dwell_p99_ns", s.TimeWaitDwell.Quantile(0.99))
+	b = append(b, `},"close_wait":{"stuck":`...)
+	b = strconv.AppendInt(b, int64(s.CloseWaitStuck), 10)
+	b = appendField(b, "oldest_age_ns", s.CloseWaitOldestNs)
+	b = append(b, `},"resets":{"sent":`...)
+	b = strconv.AppendUint(b, s.ResetsTx, 10)
+	b = appendField(b, "received", s.ResetsRx)
+	b = append(b, '}')
+	return j.line(b)
+}
+
+// Host writes one "type":"host" line.
+func (j *JSON) Host(h *Host) error {
+	b := append(j.buf[:0], `{"ts":"`...)
+	b = j.clock.Wall(h.TS).AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","type":"host","time_wait":`...)
+	b = strconv.AppendInt(b, int64(h.TimeWait), 10)
+	b = appendField(b, "time_wait_overflows", h.TimeWaitOverflows)
+	b = append(b, `,"time_wait_by_remote":[`...)
+	for i, r := range h.TopRemotes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"daddr":"`...)
+		b = appendAddr(b, r.Addr.Addr())
+		b = append(b, `","dport":`...)
+		b = strconv.AppendUint(b, uint64(r.Addr.Port()), 10)
+		b = append(b, `,"count":`...)
+		b = strconv.AppendInt(b, int64(r.Count), 10)
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	return j.line(b)
+}
+
+// Report writes the exit summaries as JSON lines.
+func (j *JSON) Report(sums []lifecycle.Summary, h *Host) error {
+	for i := range sums {
+		if err := j.Summary(&sums[i]); err != nil {
+			return err
+		}
+	}
+	return j.Host(h)
+}
+
+func appendField(b []byte, name string, v uint64) []byte {
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return strconv.AppendUint(b, v, 10)
 }
 
 // appendCommon writes the fields every line about a socket carries, leaving

@@ -125,3 +125,31 @@ func kallsymsAddrs(names ...string) map[string]uint64 {
 	}
 	return out
 }
+
+// TimeWaitOverflows reads the kernel's count of connections that could not
+// enter TIME_WAIT because the timewait table was full (TcpExt
+// TCPTimeWaitOverflow, this network namespace).
+func TimeWaitOverflows() (uint64, error) {
+	b, err := os.ReadFile("/proc/net/netstat")
+	if err != nil {
+		return 0, err
+	}
+	return parseNetstat(string(b), "TcpExt:", "TCPTimeWaitOverflow")
+}
+
+// parseNetstat finds one counter in /proc/net/netstat's header/value pairs.
+func parseNetstat(text, prefix, name string) (uint64, error) {
+	lines := strings.Split(text, "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		if !strings.HasPrefix(lines[i], prefix) || !strings.HasPrefix(lines[i+1], prefix) {
+			continue
+		}
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		for j, n := range names {
+			if n == name && j < len(values) {
+				return strconv.ParseUint(values[j], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("%s %s not found in /proc/net/netstat", prefix, name)
+}

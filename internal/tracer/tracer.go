@@ -25,8 +25,14 @@ const PollInterval = 100 * time.Millisecond
 // rescanDelay lets a burst of process exits share one ownership re-scan.
 const rescanDelay = 50 * time.Millisecond
 
-// Handler receives each decoded event. The record is reused after return.
-type Handler func(r *event.Record) error
+// Handlers receive what the data path produces.
+type Handlers struct {
+	// Record receives each decoded record; it is reused after return.
+	Record func(r *event.Record) error
+	// Tick runs between reads, at least every PollInterval, with the
+	// kernel's monotonic time.
+	Tick func(now uint64) error
+}
 
 // Stats are user space's own counts.
 type Stats struct {
@@ -44,6 +50,8 @@ type Tracer struct {
 	stats    Stats
 	exited   map[uint32]bool // owners gone since the last re-scan
 	rescanAt time.Time
+	seeds    []event.Seed // what the start-up scan found
+	start    uint64       // monotonic ns when tracing began
 }
 
 // Open loads and attaches the kernel side and takes stock of the sockets
@@ -53,7 +61,7 @@ func Open(cfg probe.Config) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Tracer{probe: p, table: socktable.New(), exited: make(map[uint32]bool)}
+	t := &Tracer{probe: p, table: socktable.New(), exited: make(map[uint32]bool), start: ktime.Now()}
 	// The hooks are attached before the scan, so a socket cannot change
 	// hands unseen between the two.
 	if err := t.adoptScan(); err != nil {
@@ -79,6 +87,9 @@ func (t *Tracer) adoptScan() error {
 	if err != nil {
 		return err
 	}
+	if t.seeds == nil {
+		t.seeds = seeds
+	}
 	holders := make(map[uint64][]event.Seed, len(seeds))
 	var order []uint64
 	for _, s := range seeds {
@@ -101,12 +112,26 @@ func (t *Tracer) adoptScan() error {
 	return nil
 }
 
+// Start is the kernel monotonic time when tracing began.
+func (t *Tracer) Start() uint64 { return t.start }
+
+// StartupSockets lists the socket descriptors found when tracing began.
+func (t *Tracer) StartupSockets() []event.Seed { return t.seeds }
+
+// RefreshOwners re-scans the kernel's file tables now, so every live
+// socket's owner is a process that holds it.
+func (t *Tracer) RefreshOwners() error {
+	t.stats.Rescans++
+	return t.adoptScan()
+}
+
 // Run reads records until ctx is done, then detaches, drains what the
 // kernel had already queued and returns.
-func (t *Tracer) Run(ctx context.Context, handle Handler) error {
+func (t *Tracer) Run(ctx context.Context, h Handlers) error {
 	var raw ringbuf.Record
 	var rec event.Record
 	draining := false
+	lastTick := time.Now()
 	for {
 		deadline := time.Now().Add(PollInterval)
 		if draining {
@@ -123,9 +148,10 @@ func (t *Tracer) Run(ctx context.Context, handle Handler) error {
 				draining = true
 				continue
 			}
-			if err := t.housekeeping(); err != nil {
+			if err := t.housekeeping(h); err != nil {
 				return err
 			}
+			lastTick = time.Now()
 			continue
 		case err != nil:
 			return fmt.Errorf("read ring buffer: %w", err)
@@ -135,8 +161,14 @@ func (t *Tracer) Run(ctx context.Context, handle Handler) error {
 			t.stats.DecodeErrors++
 			continue
 		}
-		if err := t.dispatch(&rec, handle); err != nil {
+		if err := t.dispatch(&rec, h.Record); err != nil {
 			return err
+		}
+		if time.Since(lastTick) >= PollInterval { // busy: ticks must still run
+			if err := t.housekeeping(h); err != nil {
+				return err
+			}
+			lastTick = time.Now()
 		}
 		if !draining && ctx.Err() != nil {
 			t.probe.Detach()
@@ -145,7 +177,7 @@ func (t *Tracer) Run(ctx context.Context, handle Handler) error {
 	}
 }
 
-func (t *Tracer) dispatch(rec *event.Record, handle Handler) error {
+func (t *Tracer) dispatch(rec *event.Record, handle func(*event.Record) error) error {
 	switch rec.Kind {
 	case event.KindExit:
 		if t.table.Owns(rec.Owner) {
@@ -154,23 +186,27 @@ func (t *Tracer) dispatch(rec *event.Record, handle Handler) error {
 				t.rescanAt = time.Now().Add(rescanDelay)
 			}
 		}
-		return nil
 	case event.KindState, event.KindAccept:
 		t.table.Apply(rec)
 	}
 	return handle(rec)
 }
 
-// housekeeping runs between reads: ownership re-scans after owners exit.
-func (t *Tracer) housekeeping() error {
-	if t.rescanAt.IsZero() || time.Now().Before(t.rescanAt) {
-		return nil
+// housekeeping runs between reads: ownership re-scans after owners exit,
+// then the caller's tick.
+func (t *Tracer) housekeeping(h Handlers) error {
+	if !t.rescanAt.IsZero() && !time.Now().Before(t.rescanAt) {
+		err := t.RefreshOwners()
+		t.exited = make(map[uint32]bool)
+		t.rescanAt = time.Time{}
+		if err != nil {
+			return err
+		}
 	}
-	t.stats.Rescans++
-	err := t.adoptScan()
-	t.exited = make(map[uint32]bool)
-	t.rescanAt = time.Time{}
-	return err
+	if h.Tick != nil {
+		return h.Tick(ktime.Now())
+	}
+	return nil
 }
 
 // Stats returns user space's counters.

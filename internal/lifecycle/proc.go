@@ -1,0 +1,82 @@
+package lifecycle
+
+import (
+	"sort"
+
+	"github.com/tcplens/tcplens/internal/event"
+)
+
+// Proc is the running tally of one owning process (pid 0: owner unknown).
+type Proc struct {
+	Pid             uint32
+	Comm            string
+	Active, Passive uint64 // connection attempts by role
+	Refused         uint64 // failed handshakes by result
+	Timeout         uint64
+	Reset           uint64
+	Handshake       Hist // latency of successful handshakes
+	TimeWaitEnded   uint64
+	TimeWaitDwell   Hist
+	ResetsTx        uint64
+	ResetsRx        uint64
+	exited          bool
+}
+
+// Summary is a Proc's state at one moment, with its live gauges.
+type Summary struct {
+	*Proc
+	TS                uint64
+	TimeWaitNow       int
+	CloseWaitStuck    int
+	CloseWaitOldestNs uint64
+}
+
+func (a *Analyzer) proc(r *event.Record) *Proc { return a.procOf(r.Owner, r.Comm) }
+
+func (a *Analyzer) procOf(pid uint32, comm string) *Proc {
+	p, ok := a.procs[pid]
+	if !ok {
+		p = &Proc{Pid: pid}
+		a.procs[pid] = p
+	}
+	if comm != "" && pid != 0 {
+		p.Comm = comm
+	}
+	return p
+}
+
+// Summaries returns one summary per process, by pid, and forgets processes
+// that have exited and hold no live TIME_WAIT or CLOSE_WAIT socket (their
+// last summary is in this result), so memory follows live processes.
+func (a *Analyzer) Summaries(now uint64) []Summary {
+	stuck := map[uint32]int{}
+	oldest := map[uint32]uint64{}
+	for _, e := range a.cw {
+		if now < e.since || now-e.since < a.cfg.CloseWaitAfter || a.cfg.CloseWaitAfter == 0 {
+			continue
+		}
+		stuck[e.conn.Owner]++
+		if age := now - e.since; age > oldest[e.conn.Owner] {
+			oldest[e.conn.Owner] = age
+		}
+	}
+	out := make([]Summary, 0, len(a.procs))
+	for pid, p := range a.procs {
+		out = append(out, Summary{Proc: p, TS: now, TimeWaitNow: a.twByOwner[pid],
+			CloseWaitStuck: stuck[pid], CloseWaitOldestNs: oldest[pid]})
+		if p.exited && a.twByOwner[pid] == 0 && stuck[pid] == 0 && !a.ownsCloseWait(pid) {
+			delete(a.procs, pid)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pid < out[j].Pid })
+	return out
+}
+
+func (a *Analyzer) ownsCloseWait(pid uint32) bool {
+	for _, e := range a.cw {
+		if e.conn.Owner == pid {
+			return true
+		}
+	}
+	return false
+}
