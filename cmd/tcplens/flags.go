@@ -14,6 +14,7 @@ import (
 type options struct {
 	format string
 	probe  probe.Config
+	check  bool // --check: report what works on this kernel, then exit
 }
 
 // parseFlags validates every flag; errors are usageError (exit status 2).
@@ -28,6 +29,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	v6 := fs.Bool("ipv6", false, "only IPv6 sockets")
 	debug := fs.Bool("debug", false, "print the full verifier log if a program is rejected")
 	fs.StringVar(&o.probe.BTFPath, "btf", "", "kernel BTF file for kernels without /sys/kernel/btf/vmlinux")
+	ring := fs.String("ring-buffer-size", "", "kernel ring buffer size in bytes: a power of two, at least the page size (default 4194304)")
+	fs.BoolVar(&o.check, "check", false, "load and attach everything, report what works on this kernel, detach and exit")
 	fs.Usage = func() {} // errors are one line; the full usage is only for -h
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -36,7 +39,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			fs.PrintDefaults()
 			return o, err
 		}
-		return o, usageError{err}
+		return o, usageError{oneLine(err)}
+	}
+	if err := rejectEmpty(fs); err != nil {
+		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
@@ -65,6 +71,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.probe.Family = event.AFInet
 	case *v6:
 		o.probe.Family = event.AFInet6
+	}
+	if *ring != "" {
+		n, err := parseRingSize(*ring)
+		if err != nil {
+			return o, usageError{err}
+		}
+		o.probe.RingBytes = n
 	}
 	o.probe.VerifierLogs = *debug
 	return o, nil

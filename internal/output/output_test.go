@@ -73,6 +73,9 @@ func FuzzJSONString(f *testing.F) {
 		if err := json.Unmarshal(AppendJSONString(nil, s), &back); err != nil {
 			t.Fatalf("%q: %v", s, err)
 		}
+		if want := perByteValid(s); back != want {
+			t.Fatalf("%q: decoded back as %q, want %q", s, back, want)
+		}
 	})
 }
 
@@ -107,4 +110,19 @@ func TestFormatDuration(t *testing.T) {
 			t.Errorf("FormatDuration(%v) = %s, want %s", d, got, want)
 		}
 	}
+}
+
+// perByteValid replaces each byte of invalid UTF-8 with U+FFFD.
+func perByteValid(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
