@@ -48,9 +48,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	t, err := tracer.Open(opts.probe)
+	if opts.check {
+		return runCheck(ctx, opts, stdout, stderr)
+	}
+	t, err := tracer.OpenContext(ctx, opts.probe)
 	if err != nil {
-		return err
+		return startError(ctx, err, stderr)
 	}
 	defer t.Close()
 	for _, w := range t.Warnings() {
@@ -65,6 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		out = output.NewJSON(stdout, clock)
 	}
+	reportLosses(t, out)
 	fmt.Fprintf(stderr, "tcplens: tracing TCP state transitions (%d existing sockets found); Ctrl-C to stop\n", t.Stats().Seeded)
 
 	emitted := uint64(0)
@@ -77,10 +81,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	flushErr := out.Flush()
 	printCounters(stderr, t, emitted)
+	printRecords(stderr, t)
 	if runErr != nil {
-		return runErr
+		return quietStop(runErr)
 	}
-	return flushErr
+	return quietStop(flushErr)
 }
 
 func printCounters(w io.Writer, t *tracer.Tracer, emitted uint64) {

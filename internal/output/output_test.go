@@ -126,3 +126,22 @@ func perByteValid(s string) string {
 	}
 	return b.String()
 }
+
+func TestLost(t *testing.T) {
+	var buf bytes.Buffer
+	j := NewJSON(&buf, ktime.FixedClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)))
+	if err := j.Lost(6e9, 42); err != nil {
+		t.Fatal(err)
+	}
+	j.Flush()
+	if got, want := buf.String(), `{"ts":"2026-01-02T03:04:11Z","type":"lost","lost":42}`+"\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	buf.Reset()
+	tx := NewText(&buf, ktime.FixedClock(time.Unix(0, 0)))
+	tx.Lost(1, 7)
+	tx.Flush()
+	if !strings.Contains(buf.String(), "LOST 7 records") {
+		t.Errorf("text: %q", buf.String())
+	}
+}

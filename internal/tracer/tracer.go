@@ -44,25 +44,12 @@ type Tracer struct {
 	stats    Stats
 	exited   map[uint32]bool // owners gone since the last re-scan
 	rescanAt time.Time
+	rel      reliability // loss reporting, periodic housekeeping (reliability.go)
 }
 
 // Open loads and attaches the kernel side and takes stock of the sockets
 // that already exist.
-func Open(cfg probe.Config) (*Tracer, error) {
-	p, err := probe.Open(cfg)
-	if err != nil {
-		return nil, err
-	}
-	t := &Tracer{probe: p, table: socktable.New(), exited: make(map[uint32]bool)}
-	// The hooks are attached before the scan, so a socket cannot change
-	// hands unseen between the two.
-	if err := t.adoptScan(func(uint32) bool { return false }); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("start-up scan of existing sockets: %w", err)
-	}
-	t.stats.Seeded = t.table.Len()
-	return t, nil
-}
+func Open(cfg probe.Config) (*Tracer, error) { return OpenContext(context.Background(), cfg) }
 
 // Warnings lists degraded optional features.
 func (t *Tracer) Warnings() []string { return t.probe.Warnings() }
@@ -111,7 +98,7 @@ func (t *Tracer) Run(ctx context.Context, handle Handler) error {
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			if draining {
-				return nil
+				return t.reportLost() // the counters are final: hooks are detached
 			}
 			if ctx.Err() != nil {
 				t.probe.Detach()
@@ -132,6 +119,11 @@ func (t *Tracer) Run(ctx context.Context, handle Handler) error {
 		}
 		if err := t.dispatch(&rec, handle); err != nil {
 			return err
+		}
+		if !draining && t.rel.due() { // records keep coming: no idle deadline
+			if err := t.housekeeping(); err != nil {
+				return err
+			}
 		}
 		if !draining && ctx.Err() != nil {
 			t.probe.Detach()
@@ -156,8 +148,12 @@ func (t *Tracer) dispatch(rec *event.Record, handle Handler) error {
 	return handle(rec)
 }
 
-// housekeeping runs between reads: ownership re-scans after owners exit.
+// housekeeping runs between reads: loss reports, ownership re-scans after
+// owners exit.
 func (t *Tracer) housekeeping() error {
+	if err := t.reportLost(); err != nil {
+		return err
+	}
 	if t.rescanAt.IsZero() || time.Now().Before(t.rescanAt) {
 		return nil
 	}
