@@ -59,6 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, w := range t.Warnings() {
 		fmt.Fprintf(stderr, "tcplens: warning: %s\n", w)
 	}
+	restrictPrivileges(stderr)
 
 	clock := tracer.Clock()
 	var out output.Writer

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/tcplens/tcplens/internal/ktime"
+	"github.com/tcplens/tcplens/internal/privs"
 	"github.com/tcplens/tcplens/internal/tracer"
 )
 
@@ -64,4 +65,12 @@ func printRecords(w io.Writer, t *tracer.Tracer) {
 	st := t.Stats()
 	fmt.Fprintf(w, "tcplens: records produced %d, read %d, lost %d, reported lost %d; ownership re-scans %d\n",
 		c.Produced, st.Records, c.RingFull, t.Reported(), st.Rescans)
+}
+
+// restrictPrivileges gives up, on every thread, the capabilities that
+// loading and attaching needed (see privs.Needed for what stays and why).
+func restrictPrivileges(stderr io.Writer) {
+	if err := privs.Restrict(privs.Needed()); err != nil {
+		fmt.Fprintf(stderr, "tcplens: warning: could not drop capabilities: %v\n", err)
+	}
 }
