@@ -90,3 +90,6 @@ func (r *reliability) due() bool {
 	r.last = now
 	return true
 }
+
+// Hooks reports which hooks are attached on this kernel (for --check).
+func (t *Tracer) Hooks() []probe.Hook { return t.probe.Hooks() }
