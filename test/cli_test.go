@@ -132,9 +132,13 @@ func readAllTimeout(r *bufio.Reader, d time.Duration) (string, error) {
 	}
 }
 
-// ourPrograms lists loaded BPF programs that belong to tcplens.
+// ourPrograms lists loaded tcplens BPF programs that no live process holds:
+// left behind. (Other tcplens instances, e.g. other test runs on the same
+// host, hold theirs.)
 func ourPrograms(t *testing.T) []string {
 	t.Helper()
+	held := newBPFIDs()
+	held.addHeldBy(0)
 	var names []string
 	id := ebpf.ProgramID(0)
 	for {
@@ -149,6 +153,9 @@ func ourPrograms(t *testing.T) []string {
 		}
 		info, err := p.Info()
 		p.Close()
+		if held.progs[uint32(id)] {
+			continue
+		}
 		if err == nil && strings.HasPrefix(info.Name, "on_") || err == nil && strings.HasPrefix(info.Name, "scan_task") {
 			names = append(names, info.Name)
 		}
