@@ -266,7 +266,11 @@ func TestSignalAnyMoment(t *testing.T) {
 				outcome = "stopped during start-up"
 			}
 			outcomes[outcome]++
-			if (m.delay == firstProg || m.delay == firstLink) && outcome != "stopped during start-up" {
+			// Attaching and scanning can finish in the microseconds a signal
+			// takes to reach the context: at the first link, both outcomes
+			// are right; at the first program, most of start-up is ahead.
+			if m.delay == firstProg && outcome != "stopped during start-up" ||
+				m.delay == firstLink && outcome != "stopped during start-up" && outcome != "traced, counters" {
 				t.Errorf("signal during start-up: outcome %q, want a stop during start-up", outcome)
 			}
 			if m.delay == ready && outcome != "traced, counters" {
