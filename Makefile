@@ -29,5 +29,12 @@ test:
 unit:
 	$(GO) test -count=1 ./internal/... ./cmd/...
 
+# Each fuzz target briefly (FUZZTIME each); seeds live in testdata/fuzz.
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/event
+	$(GO) test -run '^$$' -fuzz '^FuzzJSONString$$' -fuzztime $(FUZZTIME) ./internal/output
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFlags$$' -fuzztime $(FUZZTIME) ./cmd/tcplens
+
 clean:
 	rm -rf bin

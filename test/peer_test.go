@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -145,6 +146,25 @@ func servePeer(in io.Reader, out io.Writer) {
 			}
 		case "closelistener":
 			err = ln.Close()
+			if err == nil {
+				reply("ok")
+			}
+		case "serve": // accept and close connections in the background
+			go acceptAndClose(ln)
+			reply("ok")
+		case "churn": // churn ADDR N: N connections, each connected and closed
+			var n int
+			if n, err = strconv.Atoi(f[2]); err == nil {
+				err = churn(f[1], n)
+			}
+			if err == nil {
+				reply("ok")
+			}
+		case "rename": // rename HEX: set the process name (the leader's comm)
+			var name []byte
+			if name, err = hex.DecodeString(f[1]); err == nil {
+				err = os.WriteFile("/proc/self/comm", name, 0)
+			}
 			if err == nil {
 				reply("ok")
 			}

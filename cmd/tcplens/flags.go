@@ -19,6 +19,7 @@ type options struct {
 	summaryInterval time.Duration
 	closeWaitAfter  time.Duration
 	closeWaitRepeat time.Duration
+	check           bool // --check: report what works on this kernel, then exit
 }
 
 // parseFlags validates every flag; errors are usageError (exit status 2).
@@ -37,6 +38,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.closeWaitAfter, "close-wait-after", 30*time.Second, "report sockets in CLOSE_WAIT longer than this as stuck")
 	fs.DurationVar(&o.closeWaitRepeat, "close-wait-repeat", 5*time.Minute, "report a still-stuck CLOSE_WAIT socket again this often")
 	fs.StringVar(&o.probe.BTFPath, "btf", "", "kernel BTF file for kernels without /sys/kernel/btf/vmlinux")
+	ring := fs.String("ring-buffer-size", "", "kernel ring buffer size in bytes: a power of two, at least the page size (default 4194304)")
+	fs.BoolVar(&o.check, "check", false, "load and attach everything, report what works on this kernel, detach and exit")
 	fs.Usage = func() {} // errors are one line; the full usage is only for -h
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -45,7 +48,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			fs.PrintDefaults()
 			return o, err
 		}
-		return o, usageError{err}
+		return o, usageError{oneLine(err)}
+	}
+	if err := rejectEmpty(fs); err != nil {
+		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
@@ -83,6 +89,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		if d.v < 0 || (d.v == 0 && !d.zero) || (d.v > 0 && d.v < 100*time.Millisecond) || d.v > 7*24*time.Hour {
 			return o, usageError{fmt.Errorf("invalid --%s %v: want a duration between 100ms and 168h", d.name, d.v)}
 		}
+	}
+	if *ring != "" {
+		n, err := parseRingSize(*ring)
+		if err != nil {
+			return o, usageError{err}
+		}
+		o.probe.RingBytes = n
 	}
 	o.probe.VerifierLogs = *debug
 	return o, nil

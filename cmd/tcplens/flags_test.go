@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,6 +34,18 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--ipv4", "--ipv6"}, "exclude each other", nil},
 		{[]string{"--nope"}, "flag provided but not defined", nil},
 		{[]string{"extra"}, "unexpected argument", nil},
+		{[]string{"--ring-buffer-size", "4096"}, "", func(o options) bool { return o.probe.RingBytes == 4096 }},
+		{[]string{"--ring-buffer-size=1073741824"}, "", func(o options) bool { return o.probe.RingBytes == 1<<30 }},
+		{[]string{"--ring-buffer-size", "2048"}, "invalid --ring-buffer-size", nil},
+		{[]string{"--ring-buffer-size", "12288"}, "invalid --ring-buffer-size", nil},
+		{[]string{"--ring-buffer-size", "2147483648"}, "invalid --ring-buffer-size", nil},
+		{[]string{"--ring-buffer-size", "0x1000"}, "invalid --ring-buffer-size", nil},
+		{[]string{"--ring-buffer-size", "-4096"}, "invalid --ring-buffer-size", nil},
+		{[]string{"--pid="}, "invalid --pid: empty", nil},
+		{[]string{"--port", ""}, "invalid --port: empty", nil},
+		{[]string{"--btf="}, "invalid --btf: empty", nil},
+		{[]string{"--check"}, "", func(o options) bool { return o.check }},
+		{[]string{"--check=maybe"}, "invalid boolean", nil},
 	} {
 		o, err := parseFlags(tc.args, io.Discard)
 		if tc.wantErr == "" {
@@ -64,11 +77,60 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
+// FuzzParseFlags feeds combinations of flags and values. Whatever the input,
+// parseFlags must not panic, every rejection must be a one-line usage error
+// (or -h), and every accepted result must satisfy the validated invariants.
 func FuzzParseFlags(f *testing.F) {
-	f.Add("--pid", "1")
-	f.Add("--port", "65535")
-	f.Add("--format", "text")
-	f.Fuzz(func(t *testing.T, name, value string) {
-		_, _ = parseFlags([]string{name, value}, io.Discard)
+	f.Add("--pid", "1", "--port", "65535")
+	f.Add("--format", "text", "--ipv6", "--btf=/x")
+	f.Add("--ring-buffer-size", "4096", "--check", "--debug")
+	f.Add("--pid=", "4194304", "-port", "1")
+	f.Add("--ipv4", "--ipv6", "--format=json", "x")
+	f.Add("-h", "", "", "")
+	f.Add("--ring-buffer-size=8192", "--pid", "99999999999", "--")
+	f.Fuzz(func(t *testing.T, a, b, c, d string) {
+		var args []string
+		for _, s := range []string{a, b, c, d} {
+			if s != "" {
+				args = append(args, s)
+			}
+		}
+		o, err := parseFlags(args, io.Discard)
+		if err != nil {
+			var ue usageError
+			if !errors.Is(err, flag.ErrHelp) && !errors.As(err, &ue) {
+				t.Fatalf("%q: error %v is not a usage error", args, err)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("%q: multi-line error %q", args, err)
+			}
+			return
+		}
+		if o.format != "json" && o.format != "text" {
+			t.Fatalf("%q: accepted format %q", args, o.format)
+		}
+		if o.probe.PID > 1<<22 {
+			t.Fatalf("%q: accepted pid %d", args, o.probe.PID)
+		}
+		if o.probe.Family != 0 && o.probe.Family != event.AFInet && o.probe.Family != event.AFInet6 {
+			t.Fatalf("%q: family %d", args, o.probe.Family)
+		}
+		if r := o.probe.RingBytes; r != 0 && (r < 4096 || r&(r-1) != 0 || r > maxRingBytes) {
+			t.Fatalf("%q: accepted ring size %d", args, r)
+		}
+		valued := []string{"pid", "port", "btf", "ring-buffer-size", "format"}
+		for i, s := range args {
+			if s == "--" {
+				break
+			}
+			if i > 0 && slices.ContainsFunc(valued, func(n string) bool { return args[i-1] == "-"+n || args[i-1] == "--"+n }) {
+				continue // s is that flag's value
+			}
+			for _, name := range valued {
+				if s == "--"+name+"=" || s == "-"+name+"=" {
+					t.Fatalf("%q: accepted empty --%s", args, name)
+				}
+			}
+		}
 	})
 }

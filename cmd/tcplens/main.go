@@ -52,14 +52,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	t, err := tracer.Open(opts.probe)
+	if opts.check {
+		return runCheck(ctx, opts, stdout, stderr)
+	}
+	t, err := tracer.OpenContext(ctx, opts.probe)
 	if err != nil {
-		return err
+		return startError(ctx, err, stderr)
 	}
 	defer t.Close()
 	for _, w := range t.Warnings() {
 		fmt.Fprintf(stderr, "tcplens: warning: %s\n", w)
 	}
+	restrictPrivileges(stderr)
 
 	clock := tracer.Clock()
 	var out output.Writer
@@ -69,6 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		out = output.NewJSON(stdout, clock)
 	}
+	reportLosses(t, out)
 	s := newSession(opts, t, out)
 	fmt.Fprintf(stderr, "tcplens: tracing TCP state transitions (%d existing socket descriptors found); Ctrl-C to stop\n", len(t.StartupSockets()))
 
@@ -76,7 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	reportErr := s.report(ktime.Now())
 	flushErr := out.Flush()
 	printCounters(stderr, t, s.emitted)
-	return errors.Join(runErr, reportErr, flushErr)
+	printRecords(stderr, t)
+	return quietStop(errors.Join(runErr, reportErr, flushErr))
 }
 
 // session connects the tracer's records to the analyses and the output.

@@ -73,6 +73,9 @@ func FuzzJSONString(f *testing.F) {
 		if err := json.Unmarshal(AppendJSONString(nil, s), &back); err != nil {
 			t.Fatalf("%q: %v", s, err)
 		}
+		if want := perByteValid(s); back != want {
+			t.Fatalf("%q: decoded back as %q, want %q", s, back, want)
+		}
 	})
 }
 
@@ -106,5 +109,39 @@ func TestFormatDuration(t *testing.T) {
 		if got := FormatDuration(d); got != want {
 			t.Errorf("FormatDuration(%v) = %s, want %s", d, got, want)
 		}
+	}
+}
+
+// perByteValid replaces each byte of invalid UTF-8 with U+FFFD.
+func perByteValid(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+func TestLost(t *testing.T) {
+	var buf bytes.Buffer
+	j := NewJSON(&buf, ktime.FixedClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)))
+	if err := j.Lost(6e9, 42); err != nil {
+		t.Fatal(err)
+	}
+	j.Flush()
+	if got, want := buf.String(), `{"ts":"2026-01-02T03:04:11Z","type":"lost","lost":42}`+"\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	buf.Reset()
+	tx := NewText(&buf, ktime.FixedClock(time.Unix(0, 0)))
+	tx.Lost(1, 7)
+	tx.Flush()
+	if !strings.Contains(buf.String(), "LOST 7 records") {
+		t.Errorf("text: %q", buf.String())
 	}
 }

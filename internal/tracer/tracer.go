@@ -52,25 +52,12 @@ type Tracer struct {
 	rescanAt time.Time
 	seeds    []event.Seed // what the start-up scan found
 	start    uint64       // monotonic ns when tracing began
+	rel      reliability  // loss reporting, periodic housekeeping (reliability.go)
 }
 
 // Open loads and attaches the kernel side and takes stock of the sockets
 // that already exist.
-func Open(cfg probe.Config) (*Tracer, error) {
-	p, err := probe.Open(cfg)
-	if err != nil {
-		return nil, err
-	}
-	t := &Tracer{probe: p, table: socktable.New(), exited: make(map[uint32]bool), start: ktime.Now()}
-	// The hooks are attached before the scan, so a socket cannot change
-	// hands unseen between the two.
-	if err := t.adoptScan(); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("start-up scan of existing sockets: %w", err)
-	}
-	t.stats.Seeded = t.table.Len()
-	return t, nil
-}
+func Open(cfg probe.Config) (*Tracer, error) { return OpenContext(context.Background(), cfg) }
 
 // Warnings lists degraded optional features.
 func (t *Tracer) Warnings() []string { return t.probe.Warnings() }
@@ -131,7 +118,6 @@ func (t *Tracer) Run(ctx context.Context, h Handlers) error {
 	var raw ringbuf.Record
 	var rec event.Record
 	draining := false
-	lastTick := time.Now()
 	for {
 		deadline := time.Now().Add(PollInterval)
 		if draining {
@@ -141,7 +127,7 @@ func (t *Tracer) Run(ctx context.Context, h Handlers) error {
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			if draining {
-				return nil
+				return t.reportLost() // the counters are final: hooks are detached
 			}
 			if ctx.Err() != nil {
 				t.probe.Detach()
@@ -151,7 +137,6 @@ func (t *Tracer) Run(ctx context.Context, h Handlers) error {
 			if err := t.housekeeping(h); err != nil {
 				return err
 			}
-			lastTick = time.Now()
 			continue
 		case err != nil:
 			return fmt.Errorf("read ring buffer: %w", err)
@@ -164,11 +149,10 @@ func (t *Tracer) Run(ctx context.Context, h Handlers) error {
 		if err := t.dispatch(&rec, h.Record); err != nil {
 			return err
 		}
-		if time.Since(lastTick) >= PollInterval { // busy: ticks must still run
+		if !draining && t.rel.due() { // records keep coming: no idle deadline
 			if err := t.housekeeping(h); err != nil {
 				return err
 			}
-			lastTick = time.Now()
 		}
 		if !draining && ctx.Err() != nil {
 			t.probe.Detach()
@@ -192,9 +176,12 @@ func (t *Tracer) dispatch(rec *event.Record, handle func(*event.Record) error) e
 	return handle(rec)
 }
 
-// housekeeping runs between reads: ownership re-scans after owners exit,
-// then the caller's tick.
+// housekeeping runs between reads: loss reports, ownership re-scans after
+// owners exit, then the caller's tick.
 func (t *Tracer) housekeeping(h Handlers) error {
+	if err := t.reportLost(); err != nil {
+		return err
+	}
 	if !t.rescanAt.IsZero() && !time.Now().Before(t.rescanAt) {
 		err := t.RefreshOwners()
 		t.exited = make(map[uint32]bool)
