@@ -43,9 +43,9 @@ type Result struct {
 	Workers     int     `json:"workers"`
 	Addr        string  `json:"addr"` // the server's listening address
 	Port        int     `json:"port"`
-	Conns       uint64  `json:"conns"`        // connections completed by the client
-	Accepted    uint64  `json:"accepted"`     // connections completed by the server
-	Errors      uint64  `json:"errors"`       // client-side failures (dial, read, close)
+	Conns       uint64  `json:"conns"`         // connections completed by the client
+	Accepted    uint64  `json:"accepted"`      // connections completed by the server
+	Errors      uint64  `json:"errors"`        // client-side failures (dial, read, close)
 	ServerErrs  uint64  `json:"server_errors"` // server-side failures
 	Seconds     float64 `json:"seconds"`
 	ConnsPerSec float64 `json:"conns_per_sec"`
