@@ -288,8 +288,8 @@ func runMode(ctx context.Context, cfg *config, m mode) *modeResult {
 		}
 		mr.addTraced(m, traced, tr)
 		last := mr.Rounds[len(mr.Rounds)-1]
-		logf("  round %d: baseline %.0f conn/s, traced %.0f conn/s, tcplens cpu %.2fs, events %d/%d expected, lost %d",
-			i+1, base.ConnsPerSec, traced.ConnsPerSec, last.CPUSeconds, last.EventsOurs, last.EventsExpected, last.Lost)
+		logf("  round %d: baseline %.0f conn/s, traced %.0f conn/s, tcplens cpu %.2fs, events %d/%d expected, lost %d, missed %d",
+			i+1, base.ConnsPerSec, traced.ConnsPerSec, last.CPUSeconds, last.EventsOurs, last.EventsExpected, last.Lost, last.Missed)
 	}
 	mr.finish()
 	return mr
@@ -350,7 +350,8 @@ type modeResult struct {
 	EventsLines    uint64  `json:"events_lines"`   // all output lines (other host traffic included)
 	EventsEmitted  uint64  `json:"events_emitted"` // tcplens's own count
 	EventsSeen     uint64  `json:"events_seen"`    // records the kernel side produced
-	Lost           uint64  `json:"lost"`
+	Lost           uint64  `json:"lost"`   // ring buffer full (tcplens's counter)
+	Missed         uint64  `json:"missed"` // runs the kernel skipped (BPF recursion protection): events never seen
 	DecodeErrors   uint64  `json:"decode_errors"`
 	Untracked      uint64  `json:"sockets_untracked"`
 	OutputBytes    int64   `json:"output_bytes"`
@@ -383,6 +384,7 @@ type roundResult struct {
 	EventsOurs     uint64  `json:"events_ours"`
 	EventsEmitted  uint64  `json:"events_emitted"`
 	Lost           uint64  `json:"lost"`
+	Missed         uint64  `json:"missed"`
 }
 
 func (mr *modeResult) fail(format string, a ...any) {
@@ -418,6 +420,9 @@ func (mr *modeResult) addTraced(m mode, c *churnResult, t *tracedRound) {
 	rr := roundResult{Traced: c.ConnsPerSec, Conns: c.Conns, ChurnErrors: c.Errors + c.ServerErrs,
 		CPUSeconds: (t.CPUUser + t.CPUSys).Seconds(), PeakRSS: t.PeakRSS, RSSEnd: t.RSSEnd,
 		EventsOurs: t.OurLines, EventsEmitted: t.Counters.Emitted, Lost: t.Counters.Lost}
+	for _, s := range t.Programs {
+		rr.Missed += s.Misses
+	}
 	if m.Lines {
 		rr.EventsExpected = expected
 	}
@@ -447,6 +452,7 @@ func (mr *modeResult) finish() {
 			p.NsPerConn = float64(s.Runtime.Nanoseconds()) / float64(mr.Conns)
 		}
 		mr.Programs = append(mr.Programs, p)
+		mr.Missed += s.Misses
 	}
 	sort.Slice(mr.Programs, func(i, j int) bool { return mr.Programs[i].Name < mr.Programs[j].Name })
 }

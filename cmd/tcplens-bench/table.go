@@ -14,7 +14,7 @@ func printTable(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "\ntcplens overhead: churn ipv%d, %s closes first, %d workers; %d baseline + %d traced rounds of %gs (ABAB); kernel %v, %v CPUs\n\n",
 		c.Family, c.Closer, c.Workers, c.Rounds, c.Rounds, c.RoundSeconds, rep.Host["kernel"], rep.Host["cpus"])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tbaseline conn/s\ttraced conn/s\toverhead\tcpu-s/100k conns\t(user)\tpeak RSS\tBPF maps\tevents/expected\tlost\t")
+	fmt.Fprintln(tw, "mode\tbaseline conn/s\ttraced conn/s\toverhead\tcpu-s/100k conns\t(user)\tpeak RSS\tBPF maps\tevents/expected\tlost\tmissed\t")
 	for _, m := range rep.Modes {
 		if m.Status != "ok" {
 			continue
@@ -23,9 +23,9 @@ func printTable(w io.Writer, rep *report) {
 		if m.EventsExpected == 0 {
 			events = fmt.Sprintf("%d/-", m.EventsOurs)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f%%\t%.2f\t%.2f\t%s\t%s\t%s\t%d\t\n",
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f%%\t%.2f\t%.2f\t%s\t%s\t%s\t%d\t%d\t\n",
 			m.Name, m.BaselineMedian, m.TracedMedian, m.OverheadPct, m.CPUPer100k, m.UserPer100k,
-			mib(m.PeakRSS), mib(m.BPFMapBytes), events, m.Lost)
+			mib(m.PeakRSS), mib(m.BPFMapBytes), events, m.Lost, m.Missed)
 	}
 	tw.Flush()
 	for _, m := range rep.Modes {
@@ -35,9 +35,9 @@ func printTable(w io.Writer, rep *report) {
 		}
 		fmt.Fprintf(w, "\n%s: kernel cost per BPF program (bpf_stats, traced rounds)\n", m.Name)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "  program\tns/run\truns/conn\tns/conn\truns\t")
+		fmt.Fprintln(tw, "  program\tns/run\truns/conn\tns/conn\truns\tmissed\t")
 		for _, p := range m.Programs {
-			fmt.Fprintf(tw, "  %s\t%.0f\t%.2f\t%.0f\t%d\t\n", p.Name, p.NsPerRun, p.RunsPerConn, p.NsPerConn, p.Runs)
+			fmt.Fprintf(tw, "  %s\t%.0f\t%.2f\t%.0f\t%d\t%d\t\n", p.Name, p.NsPerRun, p.RunsPerConn, p.NsPerConn, p.Runs, p.Misses)
 		}
 		tw.Flush()
 		if m.EventsEmitted != m.EventsOurs || m.DecodeErrors > 0 || m.Untracked > 0 {
