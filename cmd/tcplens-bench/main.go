@@ -350,8 +350,8 @@ type modeResult struct {
 	EventsLines    uint64  `json:"events_lines"`   // all output lines (other host traffic included)
 	EventsEmitted  uint64  `json:"events_emitted"` // tcplens's own count
 	EventsSeen     uint64  `json:"events_seen"`    // records the kernel side produced
-	Lost           uint64  `json:"lost"`   // ring buffer full (tcplens's counter)
-	Missed         uint64  `json:"missed"` // runs the kernel skipped (BPF recursion protection): events never seen
+	Lost           uint64  `json:"lost"`           // ring buffer full (tcplens's counter)
+	Missed         uint64  `json:"missed"`         // runs the kernel skipped (BPF recursion protection): events never seen
 	DecodeErrors   uint64  `json:"decode_errors"`
 	Untracked      uint64  `json:"sockets_untracked"`
 	OutputBytes    int64   `json:"output_bytes"`
