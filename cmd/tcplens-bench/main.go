@@ -337,6 +337,8 @@ type modeResult struct {
 	BaselineMedian float64   `json:"baseline_median"`
 	TracedMedian   float64   `json:"traced_median"`
 	OverheadPct    float64   `json:"overhead_pct"`
+	BaselineSpread float64   `json:"baseline_spread_pct"` // (max-min)/median of the baseline rounds: the run's noise
+	TracedSpread   float64   `json:"traced_spread_pct"`
 
 	Conns          uint64  `json:"traced_conns"`
 	CPUUser        float64 `json:"cpu_user_s"`
@@ -438,6 +440,8 @@ func (mr *modeResult) finish() {
 	if mr.BaselineMedian > 0 && len(mr.Traced) > 0 {
 		mr.OverheadPct = (mr.BaselineMedian - mr.TracedMedian) / mr.BaselineMedian * 100
 	}
+	mr.BaselineSpread = spread(mr.Baseline)
+	mr.TracedSpread = spread(mr.Traced)
 	if mr.Conns > 0 {
 		mr.CPUPer100k = (mr.CPUUser + mr.CPUSys) / float64(mr.Conns) * 1e5
 		mr.UserPer100k = mr.CPUUser / float64(mr.Conns) * 1e5
@@ -467,6 +471,19 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// spread is (max-min)/median in percent: how noisy a set of rounds was.
+func spread(v []float64) float64 {
+	m := median(v)
+	if m == 0 {
+		return 0
+	}
+	lo, hi := v[0], v[0]
+	for _, x := range v {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return (hi - lo) / m * 100
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
