@@ -174,7 +174,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep := &report{
-		Config: reportConfig{Rounds: cfg.rounds, RoundSeconds: cfg.round.Seconds(), Family: cfg.family,
+		Config: reportConfig{SoakSeconds: cfg.soak.Seconds(), Rounds: cfg.rounds, RoundSeconds: cfg.round.Seconds(), Family: cfg.family,
 			Closer: cfg.closer, Workers: cfg.workers, Netns: cfg.netns, BPFStats: cfg.bpfStats},
 		Host: hostInfo(),
 	}
@@ -298,13 +298,13 @@ func runMode(ctx context.Context, cfg *config, m mode) *modeResult {
 func runSoak(ctx context.Context, cfg *config, m mode) *modeResult {
 	mr := &modeResult{Name: m.Name, Args: m.Args, Status: "ok", programs: map[string]progStat{}}
 	logf("mode %s: soak of %v", m.Name, cfg.soak)
-	samples, res, err := soak(ctx, cfg, m)
+	samples, res, tr, err := soak(ctx, cfg, m)
 	mr.Soak = samples
 	if err != nil {
 		mr.fail("soak: %v", err)
 		return mr
 	}
-	mr.Traced = []float64{res.ConnsPerSec}
+	mr.addTraced(mode{Name: m.Name, Args: m.Args}, res, tr) // output went to /dev/null: no line counts
 	mr.finish()
 	return mr
 }
@@ -317,6 +317,7 @@ type report struct {
 }
 
 type reportConfig struct {
+	SoakSeconds  float64 `json:"soak_seconds,omitempty"` // a --soak run: no baseline rounds
 	Rounds       int     `json:"rounds"`
 	RoundSeconds float64 `json:"round_seconds"`
 	Family       int     `json:"family"`

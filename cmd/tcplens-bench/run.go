@@ -308,14 +308,14 @@ type soakSample struct {
 }
 
 // soak runs one traced churn of cfg.soak and samples tcplens's memory.
-func soak(ctx context.Context, cfg *config, m mode) ([]soakSample, *churnResult, error) {
+func soak(ctx context.Context, cfg *config, m mode) ([]soakSample, *churnResult, *tracedRound, error) {
 	outPath := filepath.Join(cfg.outDir, "soak-"+m.Name+".out")
 	if m.Lines {
 		outPath = "/dev/null" // a 10-minute stream is tens of GB
 	}
 	t, err := startTracer(cfg, m, outPath)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	pid := t.cmd.Process.Pid
 	var samples []soakSample
@@ -352,8 +352,13 @@ loop:
 	}
 	<-done
 	sample(start)
-	if _, err := t.stop(cfg, 0); err != nil {
-		return samples, res, err
+	port := 0
+	if res != nil {
+		port = res.Port
 	}
-	return samples, res, churnErr
+	tr, err := t.stop(cfg, port)
+	if err != nil {
+		return samples, res, nil, err
+	}
+	return samples, res, tr, churnErr
 }

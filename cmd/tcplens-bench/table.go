@@ -11,8 +11,13 @@ import (
 // mode's kernel cost per BPF program.
 func printTable(w io.Writer, rep *report) {
 	c := rep.Config
-	fmt.Fprintf(w, "\ntcplens overhead: churn ipv%d, %s closes first, %d workers; %d baseline + %d traced rounds of %gs (ABAB); kernel %v, %v CPUs\n\n",
-		c.Family, c.Closer, c.Workers, c.Rounds, c.Rounds, c.RoundSeconds, rep.Host["kernel"], rep.Host["cpus"])
+	if c.SoakSeconds > 0 {
+		fmt.Fprintf(w, "\ntcplens soak: one traced churn of %gs per mode (no baseline: ignore overhead), ipv%d, %s closes first, %d workers; kernel %v, %v CPUs\n\n",
+			c.SoakSeconds, c.Family, c.Closer, c.Workers, rep.Host["kernel"], rep.Host["cpus"])
+	} else {
+		fmt.Fprintf(w, "\ntcplens overhead: churn ipv%d, %s closes first, %d workers; %d baseline + %d traced rounds of %gs (ABAB); kernel %v, %v CPUs\n\n",
+			c.Family, c.Closer, c.Workers, c.Rounds, c.Rounds, c.RoundSeconds, rep.Host["kernel"], rep.Host["cpus"])
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "mode\tbaseline conn/s\ttraced conn/s\toverhead\tspread base/traced\tcpu-s/100k conns\t(user)\tpeak RSS\tBPF maps\tevents/expected\tlost\tmissed\t")
 	for _, m := range rep.Modes {
