@@ -3,7 +3,7 @@ GO      ?= go
 CLANG   ?= clang-19
 BIN     := bin/tcplens
 
-.PHONY: all build generate check-generate test unit integration vet fuzz clean
+.PHONY: all build generate check-generate test unit integration vet fuzz clean bench bench-smoke bench-build
 
 all: build
 
@@ -35,6 +35,24 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/event
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONString$$' -fuzztime $(FUZZTIME) ./internal/output
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFlags$$' -fuzztime $(FUZZTIME) ./cmd/tcplens
+
+# The overhead benchmark (root; README "Benchmark"): ABAB rounds of loopback
+# connection churn without and with tcplens, per tracer mode. BENCH_ARGS
+# adds runner flags, e.g. BENCH_ARGS='--family 6 --closer server'.
+BENCH_ARGS ?=
+BENCH_JSON ?= bench.json
+
+bench-build: build
+	$(GO) build -o bin/churn ./cmd/churn
+	$(GO) build -o bin/tcplens-bench ./cmd/tcplens-bench
+
+bench: bench-build
+	./bin/tcplens-bench --tcplens $(BIN) --churn bin/churn --json $(BENCH_JSON) $(BENCH_ARGS)
+
+# End to end in about 30 s: 2 rounds each of 2 s. Checks the runner works;
+# its numbers are too short-lived to mean much.
+bench-smoke: bench-build
+	./bin/tcplens-bench --tcplens $(BIN) --churn bin/churn --rounds 2 --round 2s --json bin/bench-smoke.json $(BENCH_ARGS)
 
 clean:
 	rm -rf bin
