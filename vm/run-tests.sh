@@ -26,7 +26,7 @@ timeout_s=${TCPLENS_VM_TIMEOUT:-240}
 marker=TCPLENS-VM-EXIT
 t0=$SECONDS
 
-say() { echo "vm: $*" >&2; }
+say() { echo "vm: [$((SECONDS - t0))s] $*" >&2; }
 die() { echo "vm: $*" >&2; exit 1; }
 
 # --- host tools ------------------------------------------------------------
@@ -103,7 +103,6 @@ copy_with_libs() { # copy a host binary and the shared libraries it needs
 		[ -e "$root$f" ] || install -D -m 0755 "$(readlink -f "$f")" "$root$f"
 	done
 }
-copied=()
 for tool in ip ss nft; do # ip is required; ss and nft when the host has them
 	p=$(command -v "$tool" || true)
 	if [ -z "$p" ]; then
@@ -113,21 +112,12 @@ for tool in ip ss nft; do # ip is required; ss and nft when the host has them
 	fi
 	p=$(readlink -f "$p") # /sbin/ip -> /usr/sbin/ip on merged /usr
 	copy_with_libs "$p"
-	copied+=("$tool")
 done
 
+# busybox for everything else: /init links its applets at boot (existing
+# files, such as the real ip, are kept).
 install -m 0755 /bin/busybox "$root/usr/bin/busybox"
-while read -r applet; do # busybox for everything else, never shadowing the copies
-	name=${applet##*/}
-	[[ " ${copied[*]} " == *" $name "* ]] && continue
-	[ "$name" = busybox ] && continue
-	case $applet in
-	bin/* | usr/bin/*) dest=$root/usr/bin/$name ;;
-	sbin/* | usr/sbin/*) dest=$root/usr/sbin/$name ;;
-	*) continue ;;
-	esac
-	[ -e "$dest" ] || ln -s /usr/bin/busybox "$dest"
-done < <(/bin/busybox --list-full)
+ln -s busybox "$root/usr/bin/sh"
 
 # Modules (veth, nftables, sock_diag for ss, ...): the kernel loads them on
 # demand through /sbin/modprobe (busybox) with modules.dep made here.
@@ -157,6 +147,7 @@ args="-test.v -test.count=1 -test.timeout=$((timeout_s - 40))s"
 for a in "$@"; do args+=" '${a//\'/}'"; done
 cat >"$root/init" <<EOF
 #!/bin/sh
+/usr/bin/busybox --install -s 2>/dev/null
 export PATH=/usr/sbin:/usr/bin HOME=/tmp TMPDIR=/tmp
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -166,6 +157,7 @@ mount -t tmpfs tmpfs /run
 mkdir -p /run/netns
 mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up
 echo "vm: guest kernel \$(uname -r), \$(nproc) CPUs"
 cd /opt/tcplens
