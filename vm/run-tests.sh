@@ -16,6 +16,8 @@
 #                          linux-image-6.1.0-N-cloud-amd64-unsigned apt knows)
 #   TCPLENS_VM_TIMEOUT     seconds for the whole qemu run (default 240)
 #   TCPLENS_VM_MEM, TCPLENS_VM_SMP   guest memory and CPUs (default 1G, 2)
+#   TCPLENS_VM_CMD         a shell command to run in the guest instead of the
+#                          tests (debugging: TCPLENS_VM_CMD='nft list ruleset')
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -66,10 +68,10 @@ deb=$(ls "$cache/${pkg}"_*.deb 2>/dev/null | tail -n1 || true)
 if [ -z "$deb" ]; then
 	say "downloading $pkg"
 	rm -f "$cache"/linux-image-*.deb "$cache"/*.deb.part
-	if ! (cd "$cache" && apt-get download -q "$pkg" 2>&1 | grep -v '^W: Download is performed unsandboxed'); then
+	if ! (cd "$cache" && apt-get download -q "$pkg" 2>&1 | { grep -v '^W: Download is performed unsandboxed' || true; }); then
 		[ -n "$apt_updated" ] && die "apt-get download $pkg failed"
 		apt-get update -qq && apt_updated=1
-		(cd "$cache" && apt-get download -q "$pkg" 2>&1 | grep -v '^W: Download is performed unsandboxed') ||
+		(cd "$cache" && apt-get download -q "$pkg" 2>&1 | { grep -v '^W: Download is performed unsandboxed' || true; }) ||
 			die "apt-get download $pkg failed"
 	fi
 	deb=$(ls "$cache/${pkg}"_*.deb 2>/dev/null | tail -n1 || true)
@@ -103,6 +105,7 @@ copy_with_libs() { # copy a host binary and the shared libraries it needs
 		[ -e "$root$f" ] || install -D -m 0755 "$(readlink -f "$f")" "$root$f"
 	done
 }
+shfuncs=
 for tool in ip ss nft; do # ip is required; ss and nft when the host has them
 	p=$(command -v "$tool" || true)
 	if [ -z "$p" ]; then
@@ -110,8 +113,14 @@ for tool in ip ss nft; do # ip is required; ss and nft when the host has them
 		say "$tool not on the host: not in the guest"
 		continue
 	fi
-	p=$(readlink -f "$p") # /sbin/ip -> /usr/sbin/ip on merged /usr
+	p=$(readlink -f "$p") # e.g. /sbin/ip -> /usr/bin/ip
 	copy_with_libs "$p"
+	# Found first in PATH (/usr/sbin:/usr/bin) and in busybox sh, which runs
+	# its own applets (ip) before searching PATH.
+	for d in usr/sbin usr/bin; do
+		[ -e "$root/$d/$tool" ] || ln -s "$p" "$root/$d/$tool"
+	done
+	shfuncs+="$tool() { $p \"\$@\"; }"$'\n'
 done
 
 # busybox for everything else: /init links its applets at boot (existing
@@ -142,13 +151,25 @@ CGO_ENABLED=0 go test -c -o "$root/opt/tcplens/integration.test" ./test
 CGO_ENABLED=0 go build -o "$root/opt/tcplens/tcplens" ./cmd/tcplens
 chmod 0755 "$root/opt" "$root/opt/tcplens" "$root/opt/tcplens"/*
 
-# Guest test flags: -test.v always; the caller's flags after it.
-args="-test.v -test.count=1 -test.timeout=$((timeout_s - 40))s"
+# Guest test flags: -test.v always; the caller's flags after it. The test
+# binary's own timeout comes first, so a hung test still prints its stacks.
+args="-test.v -test.count=1 -test.timeout=$((timeout_s > 80 ? timeout_s - 40 : timeout_s / 2))s"
 for a in "$@"; do args+=" '${a//\'/}'"; done
+run="TCPLENS_BIN=/opt/tcplens/tcplens TCPLENS_REQUIRE_ROOT=1 ./integration.test $args"
+if [ -n "${TCPLENS_VM_CMD:-}" ]; then
+	printf '%s%s\n' "$shfuncs" "$TCPLENS_VM_CMD" >"$root/opt/tcplens/cmd.sh"
+	run="sh -x /opt/tcplens/cmd.sh"
+fi
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+for f in /etc/protocols /etc/services /etc/iproute2; do
+	if [ -e "$f" ]; then cp -a "$f" "$root/etc/"; fi
+done
 cat >"$root/init" <<EOF
 #!/bin/sh
 /usr/bin/busybox --install -s 2>/dev/null
 export PATH=/usr/sbin:/usr/bin HOME=/tmp TMPDIR=/tmp
+$shfuncs
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -161,7 +182,7 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up
 echo "vm: guest kernel \$(uname -r), \$(nproc) CPUs"
 cd /opt/tcplens
-TCPLENS_BIN=/opt/tcplens/tcplens TCPLENS_REQUIRE_ROOT=1 ./integration.test $args
+$run
 echo "$marker=\$?"
 sync
 poweroff -f
@@ -187,6 +208,7 @@ if [ -z "$code" ]; then
 	((qrc == 124)) && say "timed out after ${timeout_s} s"
 	die "the guest reported no test exit code (kernel panic, timeout or crash); output in $out"
 fi
+[ -n "${TCPLENS_VM_CMD:-}" ] && exit "$code"
 pass=$(grep -c '^--- PASS' "$out" || true)
 fail=$(grep -c '^--- FAIL' "$out" || true)
 skip=$(grep -c '^--- SKIP' "$out" || true)
