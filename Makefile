@@ -26,6 +26,11 @@ vet:
 test:
 	TCPLENS_REQUIRE_ROOT=1 $(GO) test -count=1 -timeout 20m ./...
 
+# The real-kernel tests again, on Debian's 6.1 kernel under qemu (see vm/run-tests.sh).
+.PHONY: vm-test
+vm-test:
+	./vm/run-tests.sh
+
 unit:
 	$(GO) test -count=1 ./internal/... ./cmd/...
 
