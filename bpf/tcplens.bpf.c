@@ -15,6 +15,8 @@
  *   tp_btf/timer_cancel, tp_btf/timer_expire_entry
  *                                how each TIME_WAIT ends
  *   tp_btf/tcp_receive_reset, tp_btf/tcp_send_reset   resets per socket
+ *   tp_btf/tcp_destroy_sock      a socket whose ->CLOSE the kernel skipped
+ *                                (recursion) still ends, and its entry goes
  *   tracepoint/syscalls/sys_exit_accept{,4}
  *                                ownership of accepted sockets
  *   tp_btf/sched_process_exit    tells user space an owner is gone
@@ -149,6 +151,22 @@ struct {
 	__type(key, __u32);
 	__type(value, struct tw_cancelled);
 } tw_last_cancel SEC(".maps");
+
+/*
+ * children: a child socket's LISTEN->SYN_RECV, held by socket pointer until
+ * its next transition. Older kernels (6.1) fire it inside
+ * inet_csk_clone_lock() before the child has its own cookie and addresses
+ * (it still carries the listener's); by SYN_RECV->ESTABLISHED (or ->CLOSE),
+ * microseconds later, both are right. Inserted at LISTEN->SYN_RECV, read and
+ * deleted at the child's next transition; LRU bounds what a skipped
+ * transition could leave behind.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);   /* struct sock pointer */
+	__type(value, __u64); /* time of LISTEN->SYN_RECV */
+} children SEC(".maps");
 
 /* Scratch space for building a sock_info without using the BPF stack. */
 struct {
@@ -393,6 +411,12 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 		return 0;
 
 	__u64 ts = bpf_ktime_get_ns();
+	__u64 skp = (__u64)sk;
+	if (oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV) {
+		/* A new child: its identity is not settled yet on every kernel. */
+		bpf_map_update_elem(&children, &skp, &ts, BPF_ANY);
+		return 0;
+	}
 	__u64 cookie = bpf_get_socket_cookie((void *)sk);
 	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
 	bool tracked = si != NULL;
@@ -404,9 +428,15 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 			return 0;
 		__builtin_memset(si, 0, sizeof(*si));
 		si->family = family;
-		if (oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV) {
+		__u64 *born = oldstate == TCP_SYN_RECV ? bpf_map_lookup_elem(&children, &skp) : NULL;
+		if (born) {
+			/* Release the held LISTEN->SYN_RECV, now with the child's identity. */
+			__u64 born_ts = *born;
+			bpf_map_delete_elem(&children, &skp);
 			capture_addrs(si, sk);
 			inherit_from_listener(si, sk);
+			emit_state(si, sk, cookie, born_ts, TCP_LISTEN, TCP_SYN_RECV);
+			si->state_since_ns = born_ts;
 		}
 	}
 	/*
@@ -685,6 +715,27 @@ SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_send_reset, const struct sock *sk)
 {
 	emit_reset(sk, RECORD_RESET_TX);
+	return 0;
+}
+
+/*
+ * Every full socket is destroyed after its ->CLOSE. If its entry is still
+ * here, the kernel skipped on_set_state for that transition (a softirq
+ * nested on the same CPU runs into BPF's recursion protection): report the
+ * certain ->CLOSE, marked inferred, and free the entry.
+ */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(on_destroy_sock, struct sock *sk)
+{
+	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (!cookie)
+		return 0;
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
+	if (!si)
+		return 0;
+	si->flags |= SOCK_F_INFERRED;
+	emit_state(si, sk, cookie, bpf_ktime_get_ns(), si->state, TCP_CLOSE);
+	bpf_map_delete_elem(&socks, &cookie);
 	return 0;
 }
 

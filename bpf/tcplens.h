@@ -64,6 +64,12 @@ enum sock_flag {
 	SOCK_F_INHERITED = 4,
 	/* Addresses have been captured at least once. */
 	SOCK_F_HAVE_ADDRS = 8,
+	/*
+	 * On a record: the transition was not seen (the kernel skipped the
+	 * program, e.g. on recursion) but is certain: this ->CLOSE is inferred
+	 * from the socket's destruction.
+	 */
+	SOCK_F_INFERRED = 16,
 };
 
 /*

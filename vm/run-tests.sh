@@ -106,7 +106,7 @@ copy_with_libs() { # copy a host binary and the shared libraries it needs
 	done
 }
 shfuncs=
-for tool in ip ss nft; do # ip is required; ss and nft when the host has them
+for tool in ip ss nft capsh; do # ip is required; the others when the host has them
 	p=$(command -v "$tool" || true)
 	if [ -z "$p" ]; then
 		[ "$tool" = ip ] && die "ip (iproute2) not found"
@@ -127,6 +127,11 @@ done
 # files, such as the real ip, are kept).
 install -m 0755 /bin/busybox "$root/usr/bin/busybox"
 ln -s busybox "$root/usr/bin/sh"
+# capsh runs "/bin/bash -c" for its "--" arguments; busybox sh does that job.
+if [ ! -e "$root/usr/bin/bash" ]; then
+	printf '#!/usr/bin/sh\nexec /usr/bin/sh "$@"\n' >"$root/usr/bin/bash"
+	chmod 0755 "$root/usr/bin/bash"
+fi
 
 # Modules (veth, nftables, sock_diag for ss, ...): the kernel loads them on
 # demand through /sbin/modprobe (busybox) with modules.dep made here.

@@ -281,13 +281,14 @@ func countLines(path string, port int) (all, ours uint64, size int64, err error)
 		return 0, 0, 0, err
 	}
 	defer f.Close()
+	state := []byte(`"type":"state"`) // handshake, time_wait... lines are not transitions
 	sp := []byte(fmt.Sprintf(`"sport":%d,`, port))
 	dp := []byte(fmt.Sprintf(`"dport":%d,`, port))
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		all++
-		if l := sc.Bytes(); bytes.Contains(l, sp) || bytes.Contains(l, dp) {
+		if l := sc.Bytes(); bytes.Contains(l, state) && (bytes.Contains(l, sp) || bytes.Contains(l, dp)) {
 			ours++
 		}
 	}

@@ -162,6 +162,9 @@ func (s *session) tick(now uint64) error {
 
 func (s *session) host(now uint64) *output.Host {
 	h := &output.Host{TS: now, TimeWait: s.an.TimeWaitNow(), TopRemotes: s.an.TopRemotes(10)}
+	if c, err := s.t.Counters(); err == nil {
+		h.Lost, h.Skipped, h.Untracked = c.RingFull, c.Skipped, c.Untracked()
+	}
 	if v, err := probe.TimeWaitOverflows(); err == nil && v >= s.overflow0 {
 		h.TimeWaitOverflows = v - s.overflow0
 	}
@@ -193,6 +196,6 @@ func printCounters(w io.Writer, t *tracer.Tracer, emitted uint64) {
 		fmt.Fprintf(w, "tcplens: events emitted %d; kernel counters unavailable: %v\n", emitted, err)
 		return
 	}
-	fmt.Fprintf(w, "tcplens: events seen %d, emitted %d, lost %d (ring buffer full), decode errors %d, sockets untracked (map full) %d\n",
-		c.Produced, emitted, c.RingFull, st.DecodeErrors, c.Untracked())
+	fmt.Fprintf(w, "tcplens: events seen %d, emitted %d, lost %d (ring buffer full), decode errors %d, sockets untracked (map full) %d, skipped by the kernel (recursion) %d\n",
+		c.Produced, emitted, c.RingFull, st.DecodeErrors, c.Untracked(), c.Skipped)
 }

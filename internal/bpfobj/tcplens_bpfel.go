@@ -124,6 +124,7 @@ const (
 	TcplensSockFlagSOCK_F_SEEDED           TcplensSockFlag = 2
 	TcplensSockFlagSOCK_F_INHERITED        TcplensSockFlag = 4
 	TcplensSockFlagSOCK_F_HAVE_ADDRS       TcplensSockFlag = 8
+	TcplensSockFlagSOCK_F_INFERRED         TcplensSockFlag = 16
 )
 
 type TcplensSockInfo struct {
@@ -162,6 +163,7 @@ type TcplensTwInfo struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	TcplensMapChildren           = "children"
 	TcplensMapCounters           = "counters"
 	TcplensMapEvents             = "events"
 	TcplensMapListeners          = "listeners"
@@ -172,6 +174,7 @@ const (
 	TcplensMapTws                = "tws"
 	TcplensProgOnAccept4Exit     = "on_accept4_exit"
 	TcplensProgOnAcceptExitPlain = "on_accept_exit_plain"
+	TcplensProgOnDestroySock     = "on_destroy_sock"
 	TcplensProgOnProcessExit     = "on_process_exit"
 	TcplensProgOnReceiveReset    = "on_receive_reset"
 	TcplensProgOnSendReset       = "on_send_reset"
@@ -238,6 +241,7 @@ type TcplensSpecs struct {
 type TcplensProgramSpecs struct {
 	OnAccept4Exit     *ebpf.ProgramSpec `ebpf:"on_accept4_exit"`
 	OnAcceptExitPlain *ebpf.ProgramSpec `ebpf:"on_accept_exit_plain"`
+	OnDestroySock     *ebpf.ProgramSpec `ebpf:"on_destroy_sock"`
 	OnProcessExit     *ebpf.ProgramSpec `ebpf:"on_process_exit"`
 	OnReceiveReset    *ebpf.ProgramSpec `ebpf:"on_receive_reset"`
 	OnSendReset       *ebpf.ProgramSpec `ebpf:"on_send_reset"`
@@ -252,6 +256,7 @@ type TcplensProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcplensMapSpecs struct {
+	Children     *ebpf.MapSpec `ebpf:"children"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Listeners    *ebpf.MapSpec `ebpf:"listeners"`
@@ -300,6 +305,7 @@ func (o *TcplensObjects) Close() error {
 //
 // It can be passed to LoadTcplensObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcplensMaps struct {
+	Children     *ebpf.Map `ebpf:"children"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Listeners    *ebpf.Map `ebpf:"listeners"`
@@ -312,6 +318,7 @@ type TcplensMaps struct {
 
 func (m *TcplensMaps) Close() error {
 	return _TcplensClose(
+		m.Children,
 		m.Counters,
 		m.Events,
 		m.Listeners,
@@ -347,6 +354,7 @@ type TcplensVariables struct {
 type TcplensPrograms struct {
 	OnAccept4Exit     *ebpf.Program `ebpf:"on_accept4_exit"`
 	OnAcceptExitPlain *ebpf.Program `ebpf:"on_accept_exit_plain"`
+	OnDestroySock     *ebpf.Program `ebpf:"on_destroy_sock"`
 	OnProcessExit     *ebpf.Program `ebpf:"on_process_exit"`
 	OnReceiveReset    *ebpf.Program `ebpf:"on_receive_reset"`
 	OnSendReset       *ebpf.Program `ebpf:"on_send_reset"`
@@ -361,6 +369,7 @@ func (p *TcplensPrograms) Close() error {
 	return _TcplensClose(
 		p.OnAccept4Exit,
 		p.OnAcceptExitPlain,
+		p.OnDestroySock,
 		p.OnProcessExit,
 		p.OnReceiveReset,
 		p.OnSendReset,

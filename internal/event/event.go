@@ -52,6 +52,10 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
+// FlagInferred marks a ->CLOSE record inferred from the socket's
+// destruction because the kernel skipped the real transition.
+const FlagInferred = uint8(bpfobj.TcplensSockFlagSOCK_F_INFERRED)
+
 // Address families as the kernel numbers them.
 const (
 	AFInet  = 2

@@ -32,6 +32,9 @@ type Host struct {
 	TimeWait          int
 	TimeWaitOverflows uint64 // TcpExt TCPTimeWaitOverflow since tcplens started
 	TopRemotes        []lifecycle.Remote
+	Lost              uint64 // records lost, ring buffer full (since start)
+	Skipped           uint64 // program runs the kernel skipped (recursion)
+	Untracked         uint64 // sockets/SYNs/timewaits not tracked: maps full
 }
 
 // JSON writes one JSON object per line (the schema is in README.md).
@@ -58,6 +61,9 @@ func (j *JSON) State(r *event.Record) error {
 	if d, ok := r.Dwell(); ok {
 		b = append(b, `,"dwell_ns":`...)
 		b = strconv.AppendUint(b, d, 10)
+	}
+	if r.SockFlags&event.FlagInferred != 0 {
+		b = append(b, `,"inferred":true`...)
 	}
 	b = append(b, "}\n"...)
 	j.buf = b
@@ -183,6 +189,9 @@ func (j *JSON) Host(h *Host) error {
 		b = append(b, '}')
 	}
 	b = append(b, ']')
+	b = appendField(b, "lost", h.Lost)
+	b = appendField(b, "skipped_by_kernel", h.Skipped)
+	b = appendField(b, "untracked", h.Untracked)
 	return j.line(b)
 }
 

@@ -150,7 +150,8 @@ func (t *Text) Summary(s *lifecycle.Summary) error {
 
 // Host writes the host-wide TIME_WAIT view.
 func (t *Text) Host(h *Host) error {
-	fmt.Fprintf(t.w, "TIME_WAIT now %d, table overflows %d", h.TimeWait, h.TimeWaitOverflows)
+	fmt.Fprintf(t.w, "lost %d (ring buffer full), skipped by the kernel %d, untracked %d; TIME_WAIT now %d, table overflows %d",
+		h.Lost, h.Skipped, h.Untracked, h.TimeWait, h.TimeWaitOverflows)
 	for i, r := range h.TopRemotes {
 		sep := ", "
 		if i == 0 {

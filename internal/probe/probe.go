@@ -151,6 +151,7 @@ func (p *Probe) attach() error {
 		{p.objs.OnProcessExit, "sched:sched_process_exit (sockets of exited processes keep their old owner)"},
 		{p.objs.OnReceiveReset, "tcp:tcp_receive_reset (resets received are not counted)"},
 		{p.objs.OnSendReset, "tcp:tcp_send_reset (resets sent are not counted)"},
+		{p.objs.OnDestroySock, "tcp:tcp_destroy_sock (a ->CLOSE the kernel skipped leaves its socket entry until the map is full)"},
 	}
 	for _, o := range optional {
 		l, err := link.AttachTracing(link.TracingOptions{Program: o.prog})
@@ -201,10 +202,29 @@ type Counters struct {
 	Filtered      uint64 // transitions dropped by the in-kernel filters
 	TWsFull       uint64 // timewait sockets not tracked: map full
 	ReqsFull      uint64 // SYNs not tracked: map full
+	Skipped       uint64 // program runs the kernel skipped (recursion)
 }
 
 // Untracked sums what the kernel could not track for want of map space.
 func (c Counters) Untracked() uint64 { return c.SocksFull + c.ListenersFull + c.TWsFull + c.ReqsFull }
+
+// Skipped sums, over all programs, the runs the kernel skipped because a
+// BPF program was already running on that CPU (a softirq nested into a
+// traced transition): events that were never produced.
+func (p *Probe) Skipped() uint64 {
+	var n uint64
+	for _, prog := range []*ebpf.Program{p.objs.OnSetState, p.objs.OnTimerStart, p.objs.OnTimerCancel,
+		p.objs.OnTimerExpire, p.objs.OnAccept4Exit, p.objs.OnAcceptExitPlain, p.objs.OnProcessExit,
+		p.objs.OnReceiveReset, p.objs.OnSendReset, p.objs.OnDestroySock} {
+		if prog == nil {
+			continue
+		}
+		if st, err := prog.Stats(); err == nil {
+			n += st.RecursionMisses
+		}
+	}
+	return n
+}
 
 // Counters reads the kernel's counters.
 func (p *Probe) Counters() (Counters, error) {
@@ -218,6 +238,7 @@ func (p *Probe) Counters() (Counters, error) {
 		bpfobj.TcplensCounterCOUNTER_TWS_FULL:       &c.TWsFull,
 		bpfobj.TcplensCounterCOUNTER_REQS_FULL:      &c.ReqsFull,
 	}
+	c.Skipped = p.Skipped()
 	for idx, dst := range fields {
 		var perCPU []uint64
 		if err := p.objs.Counters.Lookup(uint32(idx), &perCPU); err != nil {
