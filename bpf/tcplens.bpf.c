@@ -235,8 +235,63 @@ static __always_inline bool passes_filters(const struct sock_info *si)
 	return true;
 }
 
+/*
+ * What the programs read from a full socket, once per run: ports in host
+ * order, addresses in network order, the pending error and the netns.
+ */
+struct sk_view {
+	__u32 s[4];
+	__u32 d[4];
+	__u32 netns;
+	__u16 sport;
+	__u16 dport;
+	__u8 err;
+};
+
+/*
+ * Fill v from a tracepoint's socket argument: a BTF pointer, so plain loads
+ * (the verifier makes them fault-safe) instead of bpf_probe_read calls.
+ * inet_sport lies beyond struct sock, where plain loads are refused.
+ */
+static __always_inline void view_btf(struct sk_view *v, const struct sock *sk, __u16 family)
+{
+	const struct sock_common *skc = &sk->__sk_common;
+	v->sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	v->dport = bpf_ntohs(skc->skc_dport);
+	if (family == AF_INET) {
+		v->s[0] = skc->skc_rcv_saddr;
+		v->d[0] = skc->skc_daddr;
+		v->s[1] = v->s[2] = v->s[3] = v->d[1] = v->d[2] = v->d[3] = 0;
+	} else {
+		for (int i = 0; i < 4; i++) {
+			v->s[i] = skc->skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+			v->d[i] = skc->skc_v6_daddr.in6_u.u6_addr32[i];
+		}
+	}
+	v->err = sk->sk_err;
+	v->netns = skc->skc_net.net->ns.inum;
+}
+
+/* Fill v from a socket pointer computed by hand (container_of): probe reads. */
+static __always_inline void view_probe(struct sk_view *v, const struct sock *sk, __u16 family)
+{
+	v->sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	v->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__builtin_memset(v->s, 0, sizeof(v->s));
+	__builtin_memset(v->d, 0, sizeof(v->d));
+	if (family == AF_INET) {
+		v->s[0] = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		v->d[0] = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+	} else {
+		bpf_core_read(v->s, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(v->d, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+	v->err = BPF_CORE_READ(sk, sk_err);
+	v->netns = netns_of(sk);
+}
+
 /* Send one state record built from si, with old -> new at ts. */
-static __always_inline void emit_state(const struct sock_info *si, const struct sock *sk, __u64 cookie,
+static __always_inline void emit_state(const struct sock_info *si, const struct sk_view *v, __u64 cookie,
 				       __u64 ts, __u8 old_state, __u8 new_state)
 {
 	if (!passes_filters(si)) {
@@ -253,14 +308,13 @@ static __always_inline void emit_state(const struct sock_info *si, const struct 
 	r->current_tgid = bpf_get_current_pid_tgid() >> 32;
 	r->old_state = old_state;
 	r->new_state = new_state;
-	r->sk_err = BPF_CORE_READ(sk, sk_err);
-	r->netns = netns_of(sk);
+	r->sk_err = v->err;
+	r->netns = v->netns;
 	if (old_state == TCP_CLOSE)
 		r->state_since_ns = 0; /* a new socket: no time in CLOSE to report */
 	__builtin_memset(r->pad, 0, sizeof(r->pad));
 	bpf_ringbuf_submit(r, wakeup_flags());
 }
-
 
 /*
  * Read the 4-tuple of any socket kind (full, request, timewait) from its
@@ -283,33 +337,21 @@ static __always_inline void common_tuple(const struct sock_common *skc, __u16 fa
 }
 
 /*
- * Copy addresses and ports from the socket into si, keeping the remembered
- * value for any field the kernel has already cleared (ports are 0 at ->CLOSE
- * after tcp_disconnect, the peer address is zeroed, etc.).
+ * Copy addresses and ports into si, keeping the remembered value for any
+ * field the kernel has already cleared (ports are 0 at ->CLOSE after
+ * tcp_disconnect, the peer address is zeroed, etc.).
  */
-static __always_inline void capture_addrs(struct sock_info *si, const struct sock *sk)
+static __always_inline void capture_addrs(struct sock_info *si, const struct sk_view *v)
 {
-	const struct inet_sock *inet = (const struct inet_sock *)sk;
-	__u16 sport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
-	__u16 dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	__u32 s[4] = {}, d[4] = {};
-
-	if (si->family == AF_INET) {
-		s[0] = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		d[0] = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-	} else {
-		BPF_CORE_READ_INTO(&s, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32);
-		BPF_CORE_READ_INTO(&d, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr32);
-	}
 	bool have = si->flags & SOCK_F_HAVE_ADDRS;
-	if (sport || !have)
-		si->sport = sport;
-	if (dport || !have)
-		si->dport = dport;
-	if ((s[0] | s[1] | s[2] | s[3]) || !have)
-		__builtin_memcpy(si->saddr, s, sizeof(s));
-	if ((d[0] | d[1] | d[2] | d[3]) || !have)
-		__builtin_memcpy(si->daddr, d, sizeof(d));
+	if (v->sport || !have)
+		si->sport = v->sport;
+	if (v->dport || !have)
+		si->dport = v->dport;
+	if ((v->s[0] | v->s[1] | v->s[2] | v->s[3]) || !have)
+		__builtin_memcpy(si->saddr, v->s, sizeof(v->s));
+	if ((v->d[0] | v->d[1] | v->d[2] | v->d[3]) || !have)
+		__builtin_memcpy(si->daddr, v->d, sizeof(v->d));
 	si->flags |= SOCK_F_HAVE_ADDRS;
 }
 
@@ -329,10 +371,10 @@ static __always_inline void own_by_current(struct sock_info *si)
  * SYN created, found by 4-tuple; without one (syncookies, or the SYN came
  * before tracing) the owner comes from the listening port.
  */
-static __always_inline void inherit_from_listener(struct sock_info *si, const struct sock *sk)
+static __always_inline void inherit_from_listener(struct sock_info *si, __u32 netns)
 {
 	struct req_key rk = {
-		.netns = netns_of(sk),
+		.netns = netns,
 		.sport = si->sport,
 		.dport = si->dport,
 	};
@@ -353,7 +395,7 @@ static __always_inline void inherit_from_listener(struct sock_info *si, const st
 			return;
 	}
 	struct listener_key lk = {
-		.netns = netns_of(sk),
+		.netns = netns,
 		.port = si->sport,
 	};
 	struct listener_owner *l = bpf_map_lookup_elem(&listeners, &lk);
@@ -365,11 +407,10 @@ static __always_inline void inherit_from_listener(struct sock_info *si, const st
 	si->flags |= SOCK_F_INHERITED;
 }
 
-static __always_inline void remember_listener(const struct sock_info *si, const struct sock *sk,
-					      __u64 cookie)
+static __always_inline void remember_listener(const struct sock_info *si, __u32 netns, __u64 cookie)
 {
 	struct listener_key lk = {
-		.netns = netns_of(sk),
+		.netns = netns,
 		.port = si->sport,
 	};
 	struct listener_owner *l = bpf_map_lookup_elem(&listeners, &lk);
@@ -389,11 +430,10 @@ static __always_inline void remember_listener(const struct sock_info *si, const 
 		count(COUNTER_LISTENERS_FULL);
 }
 
-static __always_inline void forget_listener(const struct sock_info *si, const struct sock *sk,
-					    __u64 cookie)
+static __always_inline void forget_listener(const struct sock_info *si, __u32 netns, __u64 cookie)
 {
 	struct listener_key lk = {
-		.netns = netns_of(sk),
+		.netns = netns,
 		.port = si->sport,
 	};
 	struct listener_owner *l = bpf_map_lookup_elem(&listeners, &lk);
@@ -420,6 +460,8 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	__u64 cookie = bpf_get_socket_cookie((void *)sk);
 	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
 	bool tracked = si != NULL;
+	struct sk_view v;
+	view_btf(&v, sk, family);
 
 	if (!si) {
 		__u32 zero = 0;
@@ -433,9 +475,9 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 			/* Release the held LISTEN->SYN_RECV, now with the child's identity. */
 			__u64 born_ts = *born;
 			bpf_map_delete_elem(&children, &skp);
-			capture_addrs(si, sk);
-			inherit_from_listener(si, sk);
-			emit_state(si, sk, cookie, born_ts, TCP_LISTEN, TCP_SYN_RECV);
+			capture_addrs(si, &v);
+			inherit_from_listener(si, v.netns);
+			emit_state(si, &v, cookie, born_ts, TCP_LISTEN, TCP_SYN_RECV);
 			si->state_since_ns = born_ts;
 		}
 	}
@@ -445,12 +487,12 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	 */
 	if (oldstate == TCP_CLOSE && (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN))
 		own_by_current(si);
-	capture_addrs(si, sk);
+	capture_addrs(si, &v);
 
 	if (si->flags & SOCK_F_PENDING_SYN_SENT) {
 		/* The SYN never armed the timer (connect failed early): release now. */
 		si->flags &= ~SOCK_F_PENDING_SYN_SENT;
-		emit_state(si, sk, cookie, si->open_ns, TCP_CLOSE, TCP_SYN_SENT);
+		emit_state(si, &v, cookie, si->open_ns, TCP_CLOSE, TCP_SYN_SENT);
 		si->state_since_ns = si->open_ns;
 	}
 
@@ -460,17 +502,17 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 		if (si->sport == 0)
 			si->flags |= SOCK_F_PENDING_SYN_SENT;
 		else
-			emit_state(si, sk, cookie, ts, oldstate, newstate);
+			emit_state(si, &v, cookie, ts, oldstate, newstate);
 	} else {
-		emit_state(si, sk, cookie, ts, oldstate, newstate);
+		emit_state(si, &v, cookie, ts, oldstate, newstate);
 	}
 	si->state = newstate;
 	si->state_since_ns = ts;
 
 	if (newstate == TCP_LISTEN)
-		remember_listener(si, sk, cookie);
+		remember_listener(si, v.netns, cookie);
 	else if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE)
-		forget_listener(si, sk, cookie);
+		forget_listener(si, v.netns, cookie);
 
 	if (newstate == TCP_CLOSE) {
 		if (tracked)
@@ -496,8 +538,10 @@ static __always_inline void release_syn_sent(struct timer_list *timer)
 	if (!si || !(si->flags & SOCK_F_PENDING_SYN_SENT))
 		return;
 	si->flags &= ~SOCK_F_PENDING_SYN_SENT;
-	capture_addrs(si, sk);
-	emit_state(si, sk, cookie, si->open_ns, TCP_CLOSE, TCP_SYN_SENT);
+	struct sk_view v;
+	view_probe(&v, sk, si->family);
+	capture_addrs(si, &v);
+	emit_state(si, &v, cookie, si->open_ns, TCP_CLOSE, TCP_SYN_SENT);
 }
 
 /* A SYN created a request socket: remember when, and whose listener took it. */
@@ -734,7 +778,9 @@ int BPF_PROG(on_destroy_sock, struct sock *sk)
 	if (!si)
 		return 0;
 	si->flags |= SOCK_F_INFERRED;
-	emit_state(si, sk, cookie, bpf_ktime_get_ns(), si->state, TCP_CLOSE);
+	struct sk_view v;
+	view_btf(&v, sk, si->family);
+	emit_state(si, &v, cookie, bpf_ktime_get_ns(), si->state, TCP_CLOSE);
 	bpf_map_delete_elem(&socks, &cookie);
 	return 0;
 }
@@ -855,14 +901,14 @@ int scan_task_files(struct bpf_iter__task_file *ctx)
 	s.fd = ctx->fd;
 	s.family = family;
 	s.state = sk->__sk_common.skc_state;
-	s.netns = netns_of(sk);
 	s.cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
-	struct sock_info si = {.family = family};
-	capture_addrs(&si, sk);
-	s.sport = si.sport;
-	s.dport = si.dport;
-	__builtin_memcpy(s.saddr, si.saddr, sizeof(s.saddr));
-	__builtin_memcpy(s.daddr, si.daddr, sizeof(s.daddr));
+	struct sk_view v;
+	view_btf(&v, sk, family);
+	s.netns = v.netns;
+	s.sport = v.sport;
+	s.dport = v.dport;
+	__builtin_memcpy(s.saddr, v.s, sizeof(s.saddr));
+	__builtin_memcpy(s.daddr, v.d, sizeof(s.daddr));
 	bpf_probe_read_kernel_str(s.comm, sizeof(s.comm), task->comm);
 	bpf_seq_write(seq, &s, sizeof(s));
 	return 0;

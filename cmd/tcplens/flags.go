@@ -38,6 +38,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.closeWaitAfter, "close-wait-after", 30*time.Second, "report sockets in CLOSE_WAIT longer than this as stuck")
 	fs.DurationVar(&o.closeWaitRepeat, "close-wait-repeat", 5*time.Minute, "report a still-stuck CLOSE_WAIT socket again this often")
 	fs.StringVar(&o.probe.BTFPath, "btf", "", "kernel BTF file for kernels without /sys/kernel/btf/vmlinux")
+	wakeup := fs.String("wakeup-bytes", "", "wake the reader when this much data is queued (0: on every record; default 65536); records never wait longer than 100ms")
 	ring := fs.String("ring-buffer-size", "", "kernel ring buffer size in bytes: a power of two, at least the page size (default 4194304)")
 	fs.BoolVar(&o.check, "check", false, "load and attach everything, report what works on this kernel, detach and exit")
 	fs.Usage = func() {} // errors are one line; the full usage is only for -h
@@ -96,6 +97,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			return o, usageError{err}
 		}
 		o.probe.RingBytes = n
+	}
+	o.probe.WakeupBytes = probe.DefaultWakeupBytes
+	if *wakeup != "" {
+		ringBytes := o.probe.RingBytes
+		if ringBytes == 0 {
+			ringBytes = probe.DefaultRingBytes
+		}
+		n, err := strconv.ParseUint(*wakeup, 10, 32)
+		if err != nil || n > uint64(ringBytes/2) {
+			return o, usageError{fmt.Errorf("invalid --wakeup-bytes %q: want 0 to %d (half the ring buffer)", *wakeup, ringBytes/2)}
+		}
+		o.probe.WakeupBytes = uint32(n)
 	}
 	o.probe.VerifierLogs = *debug
 	return o, nil

@@ -33,8 +33,14 @@ type Config struct {
 	BTFPath      string // kernel BTF for CO-RE (empty: the running kernel's)
 }
 
-// DefaultRingBytes holds ~40k records: seconds of the busiest churn.
+// DefaultRingBytes holds ~30k records: seconds of the busiest churn.
 const DefaultRingBytes = 4 << 20
+
+// DefaultWakeupBytes batches reader wake-ups (~500 records): waking the
+// reader for every record costs the kernel microseconds per transition on
+// virtual machines. The reader also polls every 100 ms, which bounds how
+// long a record waits.
+const DefaultWakeupBytes = 64 << 10
 
 // Probe is the loaded and attached kernel side.
 type Probe struct {
@@ -185,11 +191,13 @@ func (p *Probe) warn(msg string) { p.warnings = append(p.warnings, msg) }
 // Warnings lists the optional features that are degraded on this kernel.
 func (p *Probe) Warnings() []string { return p.warnings }
 
-// ReadRaw returns the next raw record, waiting at most until deadline.
-// It returns os.ErrDeadlineExceeded when nothing arrived in time and
+// SetDeadline bounds how long ReadRaw waits once the ring is empty.
+func (p *Probe) SetDeadline(t time.Time) { p.reader.SetDeadline(t) }
+
+// ReadRaw returns the next raw record. It returns os.ErrDeadlineExceeded
+// when the ring is empty and the deadline has passed, and
 // ringbuf.ErrClosed after Close.
-func (p *Probe) ReadRaw(rec *ringbuf.Record, deadline time.Time) error {
-	p.reader.SetDeadline(deadline)
+func (p *Probe) ReadRaw(rec *ringbuf.Record) error {
 	return p.reader.ReadInto(rec)
 }
 

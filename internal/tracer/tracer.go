@@ -118,25 +118,30 @@ func (t *Tracer) Run(ctx context.Context, h Handlers) error {
 	var raw ringbuf.Record
 	var rec event.Record
 	draining := false
+	// The deadline is renewed only after it passed: while records keep
+	// coming, reads take no clock or lock per record, and a passed deadline
+	// still ends the wait as soon as the ring is empty.
+	t.probe.SetDeadline(time.Now().Add(PollInterval))
+	stop := func() {
+		t.probe.Detach()
+		draining = true
+		t.probe.SetDeadline(time.Now()) // read what is queued, do not wait
+	}
 	for {
-		deadline := time.Now().Add(PollInterval)
-		if draining {
-			deadline = time.Now() // read what is queued, do not wait
-		}
-		err := t.probe.ReadRaw(&raw, deadline)
+		err := t.probe.ReadRaw(&raw)
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			if draining {
 				return t.reportLost() // the counters are final: hooks are detached
 			}
 			if ctx.Err() != nil {
-				t.probe.Detach()
-				draining = true
+				stop()
 				continue
 			}
 			if err := t.housekeeping(h); err != nil {
 				return err
 			}
+			t.probe.SetDeadline(time.Now().Add(PollInterval))
 			continue
 		case err != nil:
 			return fmt.Errorf("read ring buffer: %w", err)
@@ -155,8 +160,7 @@ func (t *Tracer) Run(ctx context.Context, h Handlers) error {
 			}
 		}
 		if !draining && ctx.Err() != nil {
-			t.probe.Detach()
-			draining = true
+			stop()
 		}
 	}
 }
