@@ -75,19 +75,22 @@ func (h *Hist) Quantile(q float64) uint64 {
 	return h.max
 }
 
-// Log2 returns counts per power-of-two bucket (bucket i holds values in
-// [2^i, 2^(i+1)), bucket 0 also holds 0), the way BCC prints histograms.
-func (h *Hist) Log2() []uint64 {
-	out := make([]uint64, 48)
+// Log2 returns counts per power-of-two bucket of values divided by unit
+// (bucket 0 holds [0, 2), bucket i >= 1 holds [2^i, 2^(i+1))), the way
+// BCC prints histograms: Log2(1000) buckets nanoseconds as microseconds.
+func (h *Hist) Log2(unit uint64) []uint64 {
+	if unit == 0 {
+		unit = 1
+	}
+	out := make([]uint64, 64)
 	last := -1
 	for b, c := range h.counts {
 		if c == 0 {
 			continue
 		}
-		v := bucketMid(b)
 		i := 0
-		if v > 0 {
-			i = bits.Len64(v) - 1
+		if u := bucketMid(b) / unit; u > 1 {
+			i = bits.Len64(u) - 1
 		}
 		out[i] += c
 		if i > last {

@@ -57,7 +57,7 @@ func TestHist(t *testing.T) {
 	if h.Max() != 1<<60 {
 		t.Error("max lost")
 	}
-	l2 := h.Log2()
+	l2 := h.Log2(1000)
 	var sum uint64
 	for _, c := range l2 {
 		sum += c

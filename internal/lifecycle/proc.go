@@ -62,14 +62,24 @@ func (a *Analyzer) Summaries(now uint64) []Summary {
 	}
 	out := make([]Summary, 0, len(a.procs))
 	for pid, p := range a.procs {
-		out = append(out, Summary{Proc: p, TS: now, TimeWaitNow: a.twByOwner[pid],
-			CloseWaitStuck: stuck[pid], CloseWaitOldestNs: oldest[pid]})
+		s := Summary{Proc: p, TS: now, TimeWaitNow: a.twByOwner[pid],
+			CloseWaitStuck: stuck[pid], CloseWaitOldestNs: oldest[pid]}
+		if !s.empty() {
+			out = append(out, s)
+		}
 		if p.exited && a.twByOwner[pid] == 0 && stuck[pid] == 0 && !a.ownsCloseWait(pid) {
 			delete(a.procs, pid)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Pid < out[j].Pid })
 	return out
+}
+
+// empty: nothing to say about this process (yet).
+func (s *Summary) empty() bool {
+	p := s.Proc
+	return p.Active == 0 && p.Passive == 0 && p.TimeWaitEnded == 0 && p.ResetsTx == 0 && p.ResetsRx == 0 &&
+		s.TimeWaitNow == 0 && s.CloseWaitStuck == 0
 }
 
 func (a *Analyzer) ownsCloseWait(pid uint32) bool {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tcplens/tcplens/internal/event"
 	"github.com/tcplens/tcplens/internal/ktime"
+	"github.com/tcplens/tcplens/internal/lifecycle"
 )
 
 var epoch = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -143,5 +144,30 @@ func TestLost(t *testing.T) {
 	tx.Flush()
 	if !strings.Contains(buf.String(), "LOST 7 records") {
 		t.Errorf("text: %q", buf.String())
+	}
+}
+
+func TestTextReport(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewText(&buf, ktime.FixedClock(epoch))
+	p := &lifecycle.Proc{Pid: 42, Comm: "nginx", Active: 3, Refused: 1}
+	for _, v := range []uint64{3000, 5000, 5500, 90000} { // 3us, 5us, 5.5us, 90us
+		p.Handshake.Add(v)
+	}
+	err := w.Report([]lifecycle.Summary{{Proc: p, TimeWaitNow: 2}}, &Host{TimeWait: 2,
+		TopRemotes: []lifecycle.Remote{{Addr: netip.MustParseAddrPort("10.0.0.1:443"), Count: 2}}})
+	w.Flush()
+	out := buf.String()
+	for _, want := range []string{
+		"42      nginx                 3       0       1",
+		"handshake latency, pid 42 (nginx):",
+		"        2 -> 3         : 1        |*******",
+		"        4 -> 7         : 2        |****************************************|",
+		"       64 -> 127       : 1        |",
+		"busiest remotes: 10.0.0.1:443 (2)",
+	} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("report lacks %q (%v):\n%s", want, err, out)
+		}
 	}
 }

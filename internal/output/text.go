@@ -178,11 +178,11 @@ func (t *Text) Report(sums []lifecycle.Summary, h *Host) error {
 	for _, s := range sums {
 		if s.Handshake.Count() > 0 {
 			fmt.Fprintf(w, "\nhandshake latency, pid %d (%s):\n", s.Pid, printable(s.Comm))
-			writeLog2(w, s.Handshake.Log2(), "usecs", 1000)
+			writeLog2(w, s.Handshake.Log2(1000), "usecs")
 		}
 		if s.TimeWaitDwell.Count() > 0 {
 			fmt.Fprintf(w, "\nTIME_WAIT dwell, pid %d (%s):\n", s.Pid, printable(s.Comm))
-			writeLog2(w, s.TimeWaitDwell.Log2(), "msecs", 1e6)
+			writeLog2(w, s.TimeWaitDwell.Log2(1e6), "msecs")
 		}
 	}
 	fmt.Fprintln(w)
@@ -203,9 +203,9 @@ func maxDur(h *lifecycle.Hist) string {
 	return FormatDuration(time.Duration(h.Max()))
 }
 
-// writeLog2 prints a BCC-style histogram of nanosecond buckets in unit
-// (unitNs nanoseconds each): "     lo -> hi   : count |****   |".
-func writeLog2(w io.Writer, buckets []uint64, unit string, unitNs float64) {
+// writeLog2 prints a BCC-style histogram of power-of-two buckets (see
+// lifecycle.Hist.Log2): "     lo -> hi   : count |****   |".
+func writeLog2(w io.Writer, buckets []uint64, unit string) {
 	var most uint64
 	for _, c := range buckets {
 		most = max(most, c)
@@ -217,19 +217,11 @@ func writeLog2(w io.Writer, buckets []uint64, unit string, unitNs float64) {
 			continue
 		}
 		started = true
-		lo := float64(uint64(1)<<i) / unitNs
-		hi := float64(uint64(1)<<(i+1)-1) / unitNs
+		lo, hi := uint64(1)<<i, uint64(1)<<(i+1)-1
 		if i == 0 {
 			lo = 0
 		}
 		stars := int(c * 40 / most)
-		fmt.Fprintf(w, "%9s -> %-9s : %-8d |%-40s|\n", trimFloat(lo), trimFloat(hi), c, strings.Repeat("*", stars))
+		fmt.Fprintf(w, "%9d -> %-9d : %-8d |%-40s|\n", lo, hi, c, strings.Repeat("*", stars))
 	}
-}
-
-func trimFloat(f float64) string {
-	if f >= 10 || f == 0 {
-		return strconv.FormatFloat(f, 'f', 0, 64)
-	}
-	return strconv.FormatFloat(f, 'g', 3, 64)
 }
