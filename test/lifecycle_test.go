@@ -79,7 +79,7 @@ func TestHandshakeLatency(t *testing.T) {
 		}
 		cliLocal, _ = endpoints(t, cli.do("connect %s", ln))
 		srvLocal, _ = endpoints(t, srv.do("accept"))
-		ls := rt.waitLines(t, "both handshake lines", 10*time.Second, func(ls []map[string]any) bool {
+		ls := rt.waitLines(t, "both handshake lines", 30*time.Second, func(ls []map[string]any) bool {
 			return has("handshake", cliLocal, srvLocal)(ls) && has("handshake", srvLocal, cliLocal)(ls) && has("accept", srvLocal, cliLocal)(ls)
 		})
 		a, p := pick(ls, "handshake", cliLocal, srvLocal)[0], pick(ls, "handshake", srvLocal, cliLocal)[0]
@@ -135,7 +135,7 @@ func TestHandshakeFailures(t *testing.T) {
 	if r := cli.do("tryconnect 127.0.0.1:10 1500ms"); !strings.Contains(r, "timeout") {
 		t.Fatalf("connect with dropped SYNs: %s", r)
 	}
-	ls := rt.waitLines(t, "two failed handshakes", 10*time.Second, func(ls []map[string]any) bool {
+	ls := rt.waitLines(t, "two failed handshakes", 30*time.Second, func(ls []map[string]any) bool {
 		n := 0
 		for _, m := range ls {
 			if str(m, "type") == "handshake" && int(num(m, "pid")) == cli.Pid {
@@ -174,7 +174,7 @@ func TestTimeWaitKilledAndReused(t *testing.T) {
 	srv.do("close")
 	time.Sleep(2 * time.Second)
 	run(t, "ss", "-K", "-t", "state", "time-wait", "src", cliLocal.String())
-	ls := rt.waitLines(t, "killed TIME_WAIT", 10*time.Second, has("time_wait", cliLocal, srvLocal))
+	ls := rt.waitLines(t, "killed TIME_WAIT", 30*time.Second, has("time_wait", cliLocal, srvLocal))
 	tw := pick(ls, "time_wait", cliLocal, srvLocal)[0]
 	if str(tw, "end") != "killed" || num(tw, "dwell_ns") < 1.9e9 || num(tw, "dwell_ns") > 3e9 || int(num(tw, "pid")) != cli.Pid {
 		t.Errorf("killed TIME_WAIT: %v (client pid %d)", tw, cli.Pid)
@@ -192,7 +192,7 @@ func TestTimeWaitKilledAndReused(t *testing.T) {
 	if newLocal != cliLocal {
 		t.Fatalf("reconnected from %v, want %v", newLocal, cliLocal)
 	}
-	ls = rt.waitLines(t, "reused TIME_WAIT", 10*time.Second, has("time_wait", srvLocal, cliLocal))
+	ls = rt.waitLines(t, "reused TIME_WAIT", 30*time.Second, has("time_wait", srvLocal, cliLocal))
 	tw = pick(ls, "time_wait", srvLocal, cliLocal)[0]
 	if str(tw, "end") != "reused" || int(num(tw, "pid")) != srv.Pid || num(tw, "dwell_ns") < 0.15e9 || num(tw, "dwell_ns") > 2e9 {
 		t.Errorf("reused TIME_WAIT: %v (server pid %d)", tw, srv.Pid)
@@ -252,7 +252,7 @@ func TestCloseWaitStuck(t *testing.T) {
 			return false
 		}
 	}
-	ls := rt.waitLines(t, "stuck report naming the server", 10*time.Second, stuckBy(srv.Pid))
+	ls := rt.waitLines(t, "stuck report naming the server", 30*time.Second, stuckBy(srv.Pid))
 	first := pick(ls, "close_wait", srvLocal, cliLocal)[0]
 	if num(first, "age_ns") < 1e9 || num(first, "age_ns") > 3e9 || num(first, "fd") < 3 || first["age_at_least"] != nil {
 		t.Errorf("first stuck report: %v", first)
@@ -263,14 +263,14 @@ func TestCloseWaitStuck(t *testing.T) {
 	fmt.Sscanf(srv.do("handoff"), "%d", &holder)
 	t.Cleanup(func() { syscall.Kill(holder, syscall.SIGKILL) })
 	srv.exit()
-	rt.waitLines(t, "stuck report naming the new holder", 10*time.Second, stuckBy(holder))
+	rt.waitLines(t, "stuck report naming the new holder", 30*time.Second, stuckBy(holder))
 	for _, m := range pick(rt.lines(t), "close_wait", srvLocal, cliLocal) {
 		if p := int(num(m, "pid")); p != srv.Pid && p != holder {
 			t.Errorf("stuck report names pid %d: %v", p, m)
 		}
 	}
 	syscall.Kill(holder, syscall.SIGKILL)
-	ls = rt.waitLines(t, "closed report", 10*time.Second, func(ls []map[string]any) bool {
+	ls = rt.waitLines(t, "closed report", 30*time.Second, func(ls []map[string]any) bool {
 		for _, m := range pick(ls, "close_wait", srvLocal, cliLocal) {
 			if str(m, "status") == "closed" {
 				return true
@@ -296,12 +296,12 @@ func TestCloseWaitBeforeStart(t *testing.T) {
 	cli.do("close")
 	time.Sleep(100 * time.Millisecond)
 	rt := startTool(t, "--close-wait-after", "1s", "--summary-interval", "500ms")
-	ls := rt.waitLines(t, "stuck report", 10*time.Second, has("close_wait", srvLocal, cliLocal))
+	ls := rt.waitLines(t, "stuck report", 30*time.Second, has("close_wait", srvLocal, cliLocal))
 	m := pick(ls, "close_wait", srvLocal, cliLocal)[0]
 	if str(m, "status") != "stuck" || m["age_at_least"] != true || int(num(m, "pid")) != srv.Pid || num(m, "fd") < 3 || num(m, "age_ns") < 1e9 {
 		t.Errorf("pre-existing CLOSE_WAIT: %v (server pid %d)", m, srv.Pid)
 	}
-	ls = rt.waitLines(t, "a summary counting it", 10*time.Second, func(ls []map[string]any) bool {
+	ls = rt.waitLines(t, "a summary counting it", 30*time.Second, func(ls []map[string]any) bool {
 		for _, m := range ls {
 			if str(m, "type") == "summary" && int(num(m, "pid")) == srv.Pid && num(m["close_wait"].(map[string]any), "stuck") == 1 {
 				return true

@@ -24,7 +24,7 @@ repo=$PWD
 cache=$repo/.cache/vm
 export PATH=/usr/local/go/bin:$PATH
 export DEBIAN_FRONTEND=noninteractive
-timeout_s=${TCPLENS_VM_TIMEOUT:-240}
+timeout_s=${TCPLENS_VM_TIMEOUT:-420} # ~130 s on an idle machine; TCG slows a lot under load
 marker=TCPLENS-VM-EXIT
 t0=$SECONDS
 
