@@ -3,11 +3,16 @@ package integration
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tcplens/tcplens/internal/cgroups"
 )
 
 // Tests of the lifecycle analyses, end to end through the real binary:
@@ -309,4 +314,46 @@ func TestCloseWaitBeforeStart(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestSummaryNamesCgroup: a client moved into its own cgroup is summarized
+// with that cgroup's path.
+func TestSummaryNamesCgroup(t *testing.T) {
+	requireRoot(t)
+	root := cgroups.Mount()
+	if root == "" {
+		t.Skip("no cgroup2 file system mounted")
+	}
+	name := fmt.Sprintf("tcplens-test-%d", os.Getpid())
+	dir := filepath.Join(root, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	rt := startTool(t)
+	srv, cli := startPeer(t, ""), startPeer(t, "")
+	t.Cleanup(cli.kill) // before the cgroup is removed
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(cli.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln := netip.MustParseAddrPort(srv.do("listen 127.0.0.1:0"))
+	cli.do("connect %s", ln)
+	srv.do("accept")
+	cli.do("close")
+	time.Sleep(200 * time.Millisecond)
+	if code, stderr := rt.stop(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	got := map[int]string{}
+	for _, m := range rt.lines(t) {
+		if str(m, "type") == "summary" {
+			got[int(num(m, "pid"))] = str(m, "cgroup")
+		}
+	}
+	if got[cli.Pid] != "/"+name {
+		t.Errorf("client summary cgroup %q, want %q (all: %v)", got[cli.Pid], "/"+name, got)
+	}
+	if got[srv.Pid] == "/"+name || got[srv.Pid] == "" {
+		t.Errorf("server summary cgroup %q", got[srv.Pid])
+	}
 }

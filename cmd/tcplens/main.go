@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/tcplens/tcplens/internal/cgroups"
 	"github.com/tcplens/tcplens/internal/event"
 	"github.com/tcplens/tcplens/internal/ktime"
 	"github.com/tcplens/tcplens/internal/lifecycle"
@@ -94,6 +95,7 @@ type session struct {
 	emitted     uint64 // state lines written
 	nextSummary uint64
 	overflow0   uint64 // TCPTimeWaitOverflow when tracing began
+	cgroups     *cgroups.Resolver
 }
 
 // quietSink drops per-event lines (--no-events) but keeps CLOSE_WAIT alerts.
@@ -104,7 +106,7 @@ func (quietSink) Accept(*lifecycle.Accept) error       { return nil }
 func (quietSink) TimeWait(*lifecycle.TimeWait) error   { return nil }
 
 func newSession(opts options, t *tracer.Tracer, out output.Writer) *session {
-	s := &session{opts: opts, t: t, out: out}
+	s := &session{opts: opts, t: t, out: out, cgroups: cgroups.NewResolver()}
 	var sink lifecycle.Sink = out
 	if opts.noEvents {
 		sink = quietSink{out}
@@ -171,8 +173,17 @@ func (s *session) host(now uint64) *output.Host {
 	return h
 }
 
-func (s *session) summaries(now uint64) error {
+// procSummaries are the analyzer's summaries with cgroup paths.
+func (s *session) procSummaries(now uint64) []lifecycle.Summary {
 	sums := s.an.Summaries(now)
+	for i := range sums {
+		sums[i].Cgroup = s.cgroups.Path(sums[i].CgroupID)
+	}
+	return sums
+}
+
+func (s *session) summaries(now uint64) error {
+	sums := s.procSummaries(now)
 	for i := range sums {
 		if err := s.out.Summary(&sums[i]); err != nil {
 			return err
@@ -186,7 +197,7 @@ func (s *session) report(now uint64) error {
 	if err := s.an.Tick(now); err != nil {
 		return err
 	}
-	return s.out.Report(s.an.Summaries(now), s.host(now))
+	return s.out.Report(s.procSummaries(now), s.host(now))
 }
 
 func printCounters(w io.Writer, t *tracer.Tracer, emitted uint64) {

@@ -10,6 +10,7 @@ import (
 type Proc struct {
 	Pid             uint32
 	Comm            string
+	CgroupID        uint64 // the owner's cgroup (v2 id) when it took its sockets
 	Active, Passive uint64 // connection attempts by role
 	Refused         uint64 // failed handshakes by result
 	Timeout         uint64
@@ -29,9 +30,16 @@ type Summary struct {
 	TimeWaitNow       int
 	CloseWaitStuck    int
 	CloseWaitOldestNs uint64
+	Cgroup            string // CgroupID's path, filled by the caller when known
 }
 
-func (a *Analyzer) proc(r *event.Record) *Proc { return a.procOf(r.Owner, r.Comm) }
+func (a *Analyzer) proc(r *event.Record) *Proc {
+	p := a.procOf(r.Owner, r.Comm)
+	if r.CgroupID != 0 && r.Owner != 0 {
+		p.CgroupID = r.CgroupID
+	}
+	return p
+}
 
 func (a *Analyzer) procOf(pid uint32, comm string) *Proc {
 	p, ok := a.procs[pid]

@@ -141,6 +141,10 @@ func (j *JSON) Summary(s *lifecycle.Summary) error {
 	b = strconv.AppendUint(b, uint64(s.Pid), 10)
 	b = append(b, `,"comm":`...)
 	b = AppendJSONString(b, s.Comm)
+	if s.Cgroup != "" {
+		b = append(b, `,"cgroup":`...)
+		b = AppendJSONString(b, s.Cgroup)
+	}
 	b = appendField(b, "active", s.Active)
 	b = appendField(b, "passive", s.Passive)
 	b = append(b, `,"failures":{"refused":`...)
