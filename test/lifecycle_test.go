@@ -174,9 +174,7 @@ func TestTimeWaitKilledAndReused(t *testing.T) {
 	// Client closes first: the client's socket goes to TIME_WAIT.
 	cliLocal, _ := endpoints(t, cli.do("connect %s", ln))
 	srvLocal, _ := endpoints(t, srv.do("accept"))
-	cli.do("close")
-	srv.do("readeof")
-	srv.do("close")
+	clientClosesFirst(cli, srv)
 	time.Sleep(2 * time.Second)
 	run(t, "ss", "-K", "-t", "state", "time-wait", "src", cliLocal.String())
 	ls := rt.waitLines(t, "killed TIME_WAIT", 30*time.Second, has("time_wait", cliLocal, srvLocal))
@@ -225,9 +223,7 @@ func TestTimeWaitExpires(t *testing.T) {
 	ln := netip.MustParseAddrPort(srv.do("listen [::1]:0"))
 	cliLocal, _ := endpoints(t, cli.do("connect %s", ln))
 	srvLocal, _ := endpoints(t, srv.do("accept"))
-	cli.do("close")
-	srv.do("readeof")
-	srv.do("close")
+	clientClosesFirst(cli, srv)
 	ls := rt.waitLines(t, "expired TIME_WAIT", 75*time.Second, has("time_wait", cliLocal, srvLocal))
 	tw := pick(ls, "time_wait", cliLocal, srvLocal)[0]
 	if str(tw, "end") != "expired" || num(tw, "dwell_ns") < 59e9 || num(tw, "dwell_ns") > 63e9 || int(num(tw, "pid")) != cli.Pid || str(tw, "family") != "ipv6" {

@@ -12,6 +12,14 @@ import (
 	"github.com/tcplens/tcplens/internal/probe"
 )
 
+// clientClosesFirst ends the last connection of cli and srv the usual way:
+// the client closes, the server reads to EOF and closes its end.
+func clientClosesFirst(cli, srv *peer) {
+	cli.do("close")
+	srv.do("readeof")
+	srv.do("close")
+}
+
 // endpoints parses a peer's "local remote" reply.
 func endpoints(t *testing.T, reply string) (local, remote netip.AddrPort) {
 	t.Helper()
@@ -163,9 +171,7 @@ func TestLifecycle(t *testing.T) {
 			if srvRemote != cliLocal {
 				t.Fatalf("server sees %v, client is %v", srvRemote, cliLocal)
 			}
-			cli.do("close")
-			srv.do("readeof")
-			srv.do("close")
+			clientClosesFirst(cli, srv)
 			srv.do("closelistener")
 
 			unspec := netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
@@ -211,9 +217,7 @@ func TestAcrossNamespaces(t *testing.T) {
 	lnAddr := netip.MustParseAddrPort(srv.do("listen 10.231.0.1:0"))
 	cliLocal, _ := endpoints(t, cli.do("connect %s", lnAddr))
 	srvLocal, _ := endpoints(t, srv.do("accept"))
-	cli.do("close")
-	srv.do("readeof")
-	srv.do("close")
+	clientClosesFirst(cli, srv)
 	srv.do("closelistener")
 	recs := c.waitFor(t, "both sockets closed", 10*time.Second, func(rs []event.Record) bool {
 		return closedSocket(cliLocal, srvLocal)(rs) && closedSocket(srvLocal, cliLocal)(rs)
@@ -233,9 +237,7 @@ func TestExistingSockets(t *testing.T) {
 	srvLocal, _ := endpoints(t, srv.do("accept"))
 
 	c := startCollector(t, probe.Config{})
-	cli.do("close")
-	srv.do("readeof")
-	srv.do("close")
+	clientClosesFirst(cli, srv)
 
 	// A new connection to the listener that existed before tracing.
 	cli2 := startPeer(t, "")
@@ -283,9 +285,7 @@ func TestAcceptedByAnotherProcess(t *testing.T) {
 	cliLocal, _ := endpoints(t, cli.do("connect %s", lnAddr))
 	time.Sleep(50 * time.Millisecond) // handshake done before accept
 	srvLocal, _ := endpoints(t, worker.do("accept"))
-	cli.do("close")
-	worker.do("readeof")
-	worker.do("close")
+	clientClosesFirst(cli, worker)
 	recs := c.waitFor(t, "sockets closed", 10*time.Second, func(rs []event.Record) bool {
 		return closedSocket(cliLocal, srvLocal)(rs) && closedSocket(srvLocal, cliLocal)(rs)
 	})
