@@ -168,7 +168,9 @@ func TestHandshakeFailures(t *testing.T) {
 // connection takes over reports reused.
 func TestTimeWaitKilledAndReused(t *testing.T) {
 	rt := startTool(t)
-	srv, cli := startPeer(t, ""), startPeer(t, "")
+	// A private namespace: no other process may take the port reused below.
+	ns := netns(t, "tcplens-tw")
+	srv, cli := startPeer(t, ns), startPeer(t, ns)
 	ln := netip.MustParseAddrPort(srv.do("listen 127.0.0.1:0"))
 
 	// Client closes first: the client's socket goes to TIME_WAIT.
@@ -176,7 +178,7 @@ func TestTimeWaitKilledAndReused(t *testing.T) {
 	srvLocal, _ := endpoints(t, srv.do("accept"))
 	clientClosesFirst(cli, srv)
 	time.Sleep(2 * time.Second)
-	run(t, "ss", "-K", "-t", "state", "time-wait", "src", cliLocal.String())
+	run(t, "ip", "netns", "exec", ns, "ss", "-K", "-t", "state", "time-wait", "src", cliLocal.String())
 	ls := rt.waitLines(t, "killed TIME_WAIT", 30*time.Second, has("time_wait", cliLocal, srvLocal))
 	tw := pick(ls, "time_wait", cliLocal, srvLocal)[0]
 	if str(tw, "end") != "killed" || num(tw, "dwell_ns") < 1.9e9 || num(tw, "dwell_ns") > 3e9 || int(num(tw, "pid")) != cli.Pid {
