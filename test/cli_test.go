@@ -49,6 +49,8 @@ type runningTool struct {
 	stdout syncBuffer
 	stderr *bufio.Reader
 	errAll strings.Builder
+	parsed []map[string]any // lines parsed so far
+	upTo   int              // bytes of stdout they came from
 }
 
 // startTool starts tcplens and waits for its "tcplens: tracing" line.
@@ -123,11 +125,13 @@ func (s *syncBuffer) String() string {
 }
 
 // lines parses every complete JSON line written so far.
+// Only the bytes written since the last call are parsed: a busy host's
+// output must not make each poll slower than the last.
 func (rt *runningTool) lines(t *testing.T) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	text := rt.stdout.String()
+	text := rt.stdout.String()[rt.upTo:]
 	text = text[:strings.LastIndexByte(text, '\n')+1] // complete lines only
+	rt.upTo += len(text)
 	for _, l := range strings.Split(text, "\n") {
 		if strings.TrimSpace(l) == "" {
 			continue
@@ -136,9 +140,9 @@ func (rt *runningTool) lines(t *testing.T) []map[string]any {
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatalf("invalid JSON line %q: %v", l, err)
 		}
-		out = append(out, m)
+		rt.parsed = append(rt.parsed, m)
 	}
-	return out
+	return rt.parsed
 }
 
 // waitLines polls the tool's output until match finds what it needs.
@@ -151,7 +155,11 @@ func (rt *runningTool) waitLines(t *testing.T, what string, timeout time.Duratio
 			return ls
 		}
 		if time.Now().After(end) {
-			t.Fatalf("timed out after %v waiting for %s; output:\n%s", timeout, what, rt.stdout.String())
+			out := rt.stdout.String()
+			if len(out) > 16<<10 {
+				out = "...\n" + out[len(out)-16<<10:]
+			}
+			t.Fatalf("timed out after %v waiting for %s; output:\n%s", timeout, what, out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
