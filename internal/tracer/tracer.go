@@ -14,6 +14,7 @@ import (
 
 	"github.com/tcplens/tcplens/internal/event"
 	"github.com/tcplens/tcplens/internal/ktime"
+	"github.com/tcplens/tcplens/internal/lifecycle"
 	"github.com/tcplens/tcplens/internal/probe"
 	"github.com/tcplens/tcplens/internal/socktable"
 )
@@ -50,9 +51,11 @@ type Tracer struct {
 	stats    Stats
 	exited   map[uint32]bool // owners gone since the last re-scan
 	rescanAt time.Time
-	seeds    []event.Seed // what the start-up scan found
-	start    uint64       // monotonic ns when tracing began
-	rel      reliability  // loss reporting, periodic housekeeping (reliability.go)
+	seeds    []event.Seed    // what the start-up scan found
+	start    uint64          // monotonic ns when tracing began
+	rel      reliability     // loss reporting, periodic housekeeping (reliability.go)
+	agg      bool            // summary-only mode: the table holds only watched CLOSE_WAIT sockets
+	owners0  map[uint32]bool // agg: owners found by the start-up scan
 }
 
 // Open loads and attaches the kernel side and takes stock of the sockets
@@ -88,16 +91,70 @@ func (t *Tracer) adoptScan() error {
 		}
 		holders[s.Cookie] = append(holders[s.Cookie], s)
 	}
+	first := t.stats.Seeded == 0 && t.owners0 == nil
+	if t.agg && first {
+		t.owners0 = map[uint32]bool{}
+	}
 	for _, cookie := range order {
 		owner, err := t.probe.Adopt(holders[cookie])
 		if err != nil {
 			return err
+		}
+		if t.agg {
+			if first {
+				t.owners0[owner.Tgid] = true
+			}
+			// Only watched CLOSE_WAIT sockets: nothing else would ever
+			// tell the table that a socket is gone.
+			if _, ok := t.table.Get(cookie); !ok {
+				if !first || owner.State != event.CloseWait {
+					continue
+				}
+				if ok, err := t.probe.Watch(cookie); err != nil {
+					return err
+				} else if !ok {
+					continue
+				}
+			}
 		}
 		t.table.Seed(owner)
 		t.table.SetOwner(cookie, owner.Tgid, owner.Comm, int32(owner.FD))
 	}
 	return nil
 }
+
+// WatchCloseWait (summary-only mode) finds the sockets that entered
+// CLOSE_WAIT at or before the monotonic time before and are not watched
+// yet, has the kernel send their further transitions, adds them to the
+// table and returns them as ->CLOSE_WAIT records (TS: when they entered).
+func (t *Tracer) WatchCloseWait(before uint64) ([]event.Record, error) {
+	cands, err := t.probe.CloseWaitSince(before)
+	if err != nil {
+		return nil, err
+	}
+	var out []event.Record
+	for i := range cands {
+		r := &cands[i]
+		if _, ok := t.table.Get(r.Cookie); ok {
+			continue
+		}
+		ok, err := t.probe.Watch(r.Cookie)
+		if err != nil {
+			return out, err
+		}
+		if ok {
+			t.table.Apply(r)
+			out = append(out, *r)
+		}
+	}
+	return out, nil
+}
+
+// Aggregates (summary-only mode) reads the kernel's per-process aggregates.
+func (t *Tracer) Aggregates() ([]lifecycle.Agg, error) { return t.probe.Aggregates() }
+
+// ForgetAggregate drops an exited process's aggregate from the kernel.
+func (t *Tracer) ForgetAggregate(pid uint32) error { return t.probe.DeleteAggregate(pid) }
 
 // Start is the kernel monotonic time when tracing began.
 func (t *Tracer) Start() uint64 { return t.start }
@@ -164,7 +221,14 @@ func (t *Tracer) Run(ctx context.Context, h Handlers) error {
 func (t *Tracer) dispatch(rec *event.Record, handle func(*event.Record) error) error {
 	switch rec.Kind {
 	case event.KindExit:
-		if t.table.Owns(rec.Owner) {
+		// In summary-only mode the table holds only watched sockets: any
+		// process that did TCP while traced, or held sockets at start, may
+		// own some, so its sockets' owner is re-checked too.
+		mayOwn := t.agg && (t.owners0[rec.Owner] || t.probe.HasAggregate(rec.Owner))
+		if t.agg {
+			delete(t.owners0, rec.Owner)
+		}
+		if t.table.Owns(rec.Owner) || mayOwn {
 			t.exited[rec.Owner] = true
 			if t.rescanAt.IsZero() {
 				t.rescanAt = time.Now().Add(rescanDelay)
