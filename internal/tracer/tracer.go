@@ -51,11 +51,11 @@ type Tracer struct {
 	stats    Stats
 	exited   map[uint32]bool // owners gone since the last re-scan
 	rescanAt time.Time
-	seeds    []event.Seed    // what the start-up scan found
-	start    uint64          // monotonic ns when tracing began
-	rel      reliability     // loss reporting, periodic housekeeping (reliability.go)
-	agg      bool            // summary-only mode: the table holds only watched CLOSE_WAIT sockets
-	owners0  map[uint32]bool // agg: owners found by the start-up scan
+	seeds    []event.Seed // what the start-up scan found
+	start    uint64       // monotonic ns when tracing began
+	rel      reliability  // loss reporting, periodic housekeeping (reliability.go)
+	agg      bool         // summary-only mode: the table holds only watched CLOSE_WAIT sockets
+	scanned  bool         // the start-up scan is done
 }
 
 // Open loads and attaches the kernel side and takes stock of the sockets
@@ -91,19 +91,14 @@ func (t *Tracer) adoptScan() error {
 		}
 		holders[s.Cookie] = append(holders[s.Cookie], s)
 	}
-	first := t.stats.Seeded == 0 && t.owners0 == nil
-	if t.agg && first {
-		t.owners0 = map[uint32]bool{}
-	}
+	first := !t.scanned
+	t.scanned = true
 	for _, cookie := range order {
 		owner, err := t.probe.Adopt(holders[cookie])
 		if err != nil {
 			return err
 		}
 		if t.agg {
-			if first {
-				t.owners0[owner.Tgid] = true
-			}
 			// Only watched CLOSE_WAIT sockets: nothing else would ever
 			// tell the table that a socket is gone.
 			if _, ok := t.table.Get(cookie); !ok {
@@ -221,14 +216,9 @@ func (t *Tracer) Run(ctx context.Context, h Handlers) error {
 func (t *Tracer) dispatch(rec *event.Record, handle func(*event.Record) error) error {
 	switch rec.Kind {
 	case event.KindExit:
-		// In summary-only mode the table holds only watched sockets: any
-		// process that did TCP while traced, or held sockets at start, may
-		// own some, so its sockets' owner is re-checked too.
-		mayOwn := t.agg && (t.owners0[rec.Owner] || t.probe.HasAggregate(rec.Owner))
-		if t.agg {
-			delete(t.owners0, rec.Owner)
-		}
-		if t.table.Owns(rec.Owner) || mayOwn {
+		// In summary-only mode the table holds only the watched CLOSE_WAIT
+		// sockets: only their owners' exits cost a re-scan (see README).
+		if t.table.Owns(rec.Owner) {
 			t.exited[rec.Owner] = true
 			if t.rescanAt.IsZero() {
 				t.rescanAt = time.Now().Add(rescanDelay)
