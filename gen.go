@@ -6,4 +6,4 @@
 // `make check-generate` regenerates it with the pinned clang and fails on drift.
 package tcplens
 
-//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror -D__TARGET_ARCH_x86" -target bpfel -go-package bpfobj -output-dir internal/bpfobj -type record -type seed -type sock_info -type listener_key -type listener_owner -type record_kind -type counter -type sock_flag -type req_key -type req_info -type tw_info Tcplens bpf/tcplens.bpf.c
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror -D__TARGET_ARCH_x86" -target bpfel -go-package bpfobj -output-dir internal/bpfobj -type record -type seed -type sock_info -type listener_key -type listener_owner -type record_kind -type counter -type sock_flag -type req_key -type req_info -type tw_info -type proc_agg Tcplens bpf/tcplens.bpf.c

@@ -49,6 +49,8 @@ const struct record *unused_record __attribute__((unused));
 #define TCP_SYN_SENT 2
 #define TCP_SYN_RECV 3
 #define TCP_TIME_WAIT 6
+#define TCP_CLOSE_WAIT 8
+#define TCP_LAST_ACK 9
 #define TCP_CLOSE 7
 #define TCP_LISTEN 10
 #define TCP_NEW_SYN_RECV 12
@@ -290,10 +292,237 @@ static __always_inline void view_probe(struct sk_view *v, const struct sock *sk,
 	v->netns = netns_of(sk);
 }
 
+/*
+ * Summary-only mode (--no-events). With stream_transitions off, ordinary
+ * transitions, TIME_WAIT and reset records are not sent: they are folded
+ * into the owner's entry in "aggs". What is still sent: process exits, and
+ * every transition of a socket user space watches (cw_watch: a CLOSE_WAIT
+ * it found stuck by reading "socks"), so stuck reports and their end work
+ * as before. Ownership bookkeeping in socks/listeners/reqs/tws is unchanged.
+ */
+const volatile __u8 stream_transitions = 1;
+
+/*
+ * aggs: owner tgid -> per-CPU aggregate. Created at a process's first
+ * counted event, deleted by user space after the process exited and holds
+ * no live TIME_WAIT. A full map is counted (COUNTER_AGGS_FULL).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct proc_agg);
+} aggs SEC(".maps");
+
+/* A zeroed proc_agg to create entries from (never written). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct proc_agg);
+} agg_zero SEC(".maps");
+
+/*
+ * cw_watch: sockets user space found stuck in CLOSE_WAIT (inserted by user
+ * space); their transitions are sent. Deleted here at ->CLOSE; LRU bounds
+ * what a missed ->CLOSE could leave.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} cw_watch SEC(".maps");
+
+/* What the last TIME_WAIT cancel on this CPU counted, undone by a re-arm. */
+struct tw_undo {
+	__u64 cookie;
+	__u64 prev_max;
+	__u32 owner;
+	__u32 bucket; /* AGG_BUCKETS: no dwell was counted */
+	__u8 was_live;
+	__u8 pad[7];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tw_undo);
+} agg_tw_undo SEC(".maps");
+
+static __always_inline struct proc_agg *agg_of(__u32 tgid, const char *comm)
+{
+	struct proc_agg *a = bpf_map_lookup_elem(&aggs, &tgid);
+	if (!a) {
+		__u32 zero = 0;
+		struct proc_agg *z = bpf_map_lookup_elem(&agg_zero, &zero);
+		if (!z)
+			return NULL;
+		if (bpf_map_update_elem(&aggs, &tgid, z, BPF_NOEXIST) == -E2BIG) {
+			count(COUNTER_AGGS_FULL);
+			return NULL;
+		}
+		a = bpf_map_lookup_elem(&aggs, &tgid);
+		if (!a)
+			return NULL;
+	}
+	if (!a->comm[0] && comm)
+		__builtin_memcpy(a->comm, comm, sizeof(a->comm));
+	return a;
+}
+
+static __always_inline __u32 agg_bucket(__u64 v)
+{
+	if (v < (1ULL << AGG_MIN_SHIFT))
+		return 0;
+	if (v >= (1ULL << AGG_MAX_SHIFT))
+		v = (1ULL << AGG_MAX_SHIFT) - 1;
+	__u32 e = 63 - __builtin_clzll(v);
+	__u32 mant = (v >> (e - AGG_SUB_BITS)) & ((1 << AGG_SUB_BITS) - 1);
+	return ((e - AGG_MIN_SHIFT) << AGG_SUB_BITS) | mant;
+}
+
+/* h[b] += d, with a bounds check clang cannot drop (the verifier needs it). */
+static __always_inline void hist_add(__u32 *h, __u32 b, __u32 d)
+{
+	asm volatile("" : "+r"(b));
+	if (b < AGG_BUCKETS)
+		h[b] += d;
+}
+
+/* Fold a transition into its owner's aggregate. Returns false when it must still be sent. */
+static __always_inline bool fold_state(const struct sock_info *si, const struct sk_view *v, __u64 cookie,
+				       __u64 ts, __u8 old_state, __u8 new_state)
+{
+	if ((old_state == TCP_CLOSE_WAIT || old_state == TCP_LAST_ACK) &&
+	    bpf_map_lookup_elem(&cw_watch, &cookie)) {
+		if (new_state == TCP_CLOSE)
+			bpf_map_delete_elem(&cw_watch, &cookie);
+		return false;
+	}
+	bool active = old_state == TCP_SYN_SENT;
+	if ((!active && old_state != TCP_SYN_RECV) || (new_state != TCP_ESTABLISHED && new_state != TCP_CLOSE))
+		return true;
+	if (!passes_filters(si)) {
+		count(COUNTER_FILTERED);
+		return true;
+	}
+	struct proc_agg *a = agg_of(si->owner_tgid, si->comm);
+	if (!a)
+		return true;
+	if (active)
+		a->active++;
+	else
+		a->passive++;
+	if (new_state == TCP_CLOSE) {
+		__u8 err = v->err;
+		if (err == 111)
+			a->refused++;
+		else if (err == 104)
+			a->reset++;
+		else
+			a->timeout++;
+		return true;
+	}
+	if (!si->open_ns || si->open_ns > ts)
+		return true;
+	__u64 lat = ts - si->open_ns;
+	hist_add(a->hs_hist, agg_bucket(lat), 1);
+	if (lat > a->hs_max_ns)
+		a->hs_max_ns = lat;
+	return true;
+}
+
+/* Fold a TIME_WAIT record (start, cancel, re-arm, expiry) into its owner's aggregate. */
+static __always_inline void fold_tw(const struct inet_timewait_sock *tw, __u64 cookie,
+				    const struct tw_info *info, __u8 kind)
+{
+	__u32 owner = info ? info->owner_tgid : 0;
+	if (filter_tgid && owner != filter_tgid)
+		return;
+	if (filter_family && BPF_CORE_READ(tw, __tw_common.skc_family) != filter_family)
+		return;
+	if (filter_port) {
+		__u16 sport = BPF_CORE_READ(tw, __tw_common.skc_num);
+		__u16 dport = bpf_ntohs(BPF_CORE_READ(tw, __tw_common.skc_dport));
+		if (sport != filter_port && dport != filter_port)
+			return;
+	}
+	__u32 zero = 0;
+	struct tw_undo *u = bpf_map_lookup_elem(&agg_tw_undo, &zero);
+	if (!u)
+		return;
+	struct proc_agg *a;
+	if (kind == RECORD_TW_START || kind == RECORD_TW_REARM) {
+		if (u->cookie == cookie) {
+			/* cancel + start: it lives on; the cancel was no end. */
+			u->cookie = 0;
+			a = agg_of(u->owner, NULL);
+			if (!a)
+				return;
+			a->tw_ended--;
+			a->tw_cancelled--;
+			hist_add(a->tw_hist, u->bucket, (__u32)-1);
+			a->tw_max_ns = u->prev_max;
+			if (u->was_live) {
+				a->tw_live++;
+				return;
+			}
+		}
+		a = agg_of(owner, info ? info->comm : NULL);
+		if (a)
+			a->tw_live++;
+		return;
+	}
+	a = agg_of(owner, info ? info->comm : NULL);
+	if (!a)
+		return;
+	a->tw_ended++;
+	if (kind == RECORD_TW_EXPIRE)
+		a->tw_expired++;
+	else
+		a->tw_cancelled++;
+	if (info)
+		a->tw_live--;
+	__u32 b = AGG_BUCKETS;
+	__u64 prev_max = a->tw_max_ns;
+	__u64 now = bpf_ktime_get_ns();
+	if (info && info->start_ns && info->start_ns <= now) {
+		__u64 dwell = now - info->start_ns;
+		b = agg_bucket(dwell);
+		hist_add(a->tw_hist, b, 1);
+		if (dwell > a->tw_max_ns)
+			a->tw_max_ns = dwell;
+	}
+	if (kind == RECORD_TW_CANCEL) {
+		u->cookie = cookie;
+		u->owner = owner;
+		u->bucket = b;
+		u->prev_max = prev_max;
+		u->was_live = info != NULL;
+	}
+}
+
+/* Fold a reset into its owner's aggregate (si already passed the filters). */
+static __always_inline void fold_reset(const struct sock_info *si, __u8 kind)
+{
+	struct proc_agg *a = agg_of(si->owner_tgid, si->owner_tgid ? si->comm : NULL);
+	if (!a)
+		return;
+	if (kind == RECORD_RESET_TX)
+		a->resets_tx++;
+	else
+		a->resets_rx++;
+}
+
 /* Send one state record built from si, with old -> new at ts. */
 static __always_inline void emit_state(const struct sock_info *si, const struct sk_view *v, __u64 cookie,
 				       __u64 ts, __u8 old_state, __u8 new_state)
 {
+	if (!stream_transitions && fold_state(si, v, cookie, ts, old_state, new_state))
+		return;
 	if (!passes_filters(si)) {
 		count(COUNTER_FILTERED);
 		return;
@@ -579,6 +808,10 @@ static __always_inline struct inet_timewait_sock *tw_of(struct timer_list *timer
 static __always_inline void emit_tw(struct inet_timewait_sock *tw, __u64 cookie, const struct tw_info *info,
 				    __u8 kind)
 {
+	if (!stream_transitions) {
+		fold_tw(tw, cookie, info, kind);
+		return;
+	}
 	const struct sock_common *skc = &tw->__tw_common;
 	__u16 family = BPF_CORE_READ(skc, skc_family);
 	__u32 owner = info ? info->owner_tgid : 0;
@@ -734,6 +967,10 @@ static __always_inline void emit_reset(const struct sock *sk, __u8 kind)
 	}
 	if (!passes_filters(tmp))
 		return;
+	if (!stream_transitions) {
+		fold_reset(tmp, kind);
+		return;
+	}
 	struct record *r = reserve();
 	if (!r)
 		return;
@@ -823,6 +1060,8 @@ static __always_inline int on_accept_exit(struct sys_exit_args *ctx)
 	own_by_current(si);
 	if (!passes_filters(si))
 		return 0;
+	if (!stream_transitions && !bpf_map_lookup_elem(&cw_watch, &cookie))
+		return 0; /* summary-only: owners are in socks; only watched sockets stream */
 	struct record *r = reserve();
 	if (!r)
 		return 0;

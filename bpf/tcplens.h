@@ -51,7 +51,9 @@ enum counter {
 	COUNTER_TWS_FULL = 5,
 	/* SYNs not tracked because the reqs map was full (LRU: oldest evicted). */
 	COUNTER_REQS_FULL = 6,
-	COUNTER_MAX = 7,
+	/* Processes not aggregated because the aggs map was full (summary-only mode). */
+	COUNTER_AGGS_FULL = 7,
+	COUNTER_MAX = 8,
 };
 
 /* sock_info.flags */
@@ -181,6 +183,42 @@ struct seed {
 	__u8 daddr[16];
 	char comm[TCPLENS_COMM_LEN];
 	__u8 pad2[4];
+};
+
+/*
+ * Summary-only mode (stream_transitions == 0): per-process aggregates kept
+ * in the kernel ("aggs" map, per-CPU, keyed by owner tgid) instead of one
+ * record per transition. Histograms are log-linear: 2^AGG_SUB_BITS buckets
+ * per power of two from 2^AGG_MIN_SHIFT ns (values below land in bucket 0)
+ * to 2^AGG_MAX_SHIFT ns (values above land in the last bucket). Bucket b
+ * holds [lo, lo + 2^(e-AGG_SUB_BITS)) with e = b / 2^AGG_SUB_BITS +
+ * AGG_MIN_SHIFT and lo = (2^AGG_SUB_BITS + b % 2^AGG_SUB_BITS) << (e -
+ * AGG_SUB_BITS): the same buckets as user space's lifecycle.Hist.
+ * Counts are per CPU and may be decremented on another CPU than the one
+ * that incremented them: sum them with wrap-around (tw_live as signed).
+ */
+#define AGG_SUB_BITS 3
+#define AGG_MIN_SHIFT 10
+#define AGG_MAX_SHIFT 38
+#define AGG_BUCKETS ((AGG_MAX_SHIFT - AGG_MIN_SHIFT) << AGG_SUB_BITS)
+
+struct proc_agg {
+	__u64 active;       /* handshakes by role (SYN_SENT->, SYN_RECV-> ESTABLISHED or CLOSE) */
+	__u64 passive;
+	__u64 refused;      /* failed handshakes by sk_err, like lifecycle.resultOf */
+	__u64 timeout;
+	__u64 reset;
+	__u64 resets_tx;
+	__u64 resets_rx;
+	__u64 tw_ended;     /* TIME_WAIT ends: expired + cancelled (killed or reused) */
+	__u64 tw_expired;
+	__u64 tw_cancelled;
+	__u64 tw_live;      /* started - ended: live TIME_WAIT sockets (signed sum) */
+	__u64 hs_max_ns;    /* largest handshake latency seen (max over CPUs) */
+	__u64 tw_max_ns;    /* largest TIME_WAIT dwell seen */
+	char comm[TCPLENS_COMM_LEN];
+	__u32 hs_hist[AGG_BUCKETS]; /* latency of successful handshakes */
+	__u32 tw_hist[AGG_BUCKETS]; /* TIME_WAIT dwell (ends with a known start) */
 };
 
 #endif /* TCPLENS_H */

@@ -33,7 +33,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	v4 := fs.Bool("ipv4", false, "only IPv4 sockets")
 	v6 := fs.Bool("ipv6", false, "only IPv6 sockets")
 	debug := fs.Bool("debug", false, "print the full verifier log if a program is rejected")
-	fs.BoolVar(&o.noEvents, "no-events", false, "no per-event lines: only summaries and CLOSE_WAIT alerts")
+	fs.BoolVar(&o.noEvents, "no-events", false, "no per-event lines: only summaries and CLOSE_WAIT alerts, aggregated in the kernel")
 	fs.DurationVar(&o.summaryInterval, "summary-interval", 0, "emit per-process summaries this often (0: only at exit)")
 	fs.DurationVar(&o.closeWaitAfter, "close-wait-after", 30*time.Second, "report sockets in CLOSE_WAIT longer than this as stuck")
 	fs.DurationVar(&o.closeWaitRepeat, "close-wait-repeat", 5*time.Minute, "report a still-stuck CLOSE_WAIT socket again this often")
@@ -111,5 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.probe.WakeupBytes = uint32(n)
 	}
 	o.probe.VerifierLogs = *debug
+	// --no-events: the kernel aggregates; only what must stream is sent.
+	o.probe.Aggregate = o.noEvents
 	return o, nil
 }

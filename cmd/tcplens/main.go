@@ -96,6 +96,7 @@ type session struct {
 	nextSummary uint64
 	overflow0   uint64 // TCPTimeWaitOverflow when tracing began
 	cgroups     *cgroups.Resolver
+	agg         *aggState // summary-only mode (--no-events): see agg.go
 }
 
 // quietSink drops per-event lines (--no-events) but keeps CLOSE_WAIT alerts.
@@ -116,8 +117,14 @@ func newSession(opts options, t *tracer.Tracer, out output.Writer) *session {
 		CloseWaitRepeat: uint64(opts.closeWaitRepeat),
 		Start:           t.Start(),
 	}, sink, t.Table())
+	if opts.probe.Aggregate {
+		s.agg = newAggState(opts, t.Start())
+	}
 	for _, seed := range t.StartupSockets() {
 		if seed.State == event.CloseWait {
+			if _, watched := t.Table().Get(seed.Cookie); s.agg != nil && !watched {
+				continue // left CLOSE_WAIT before it could be watched
+			}
 			s.an.SeedCloseWait(seedRecord(seed))
 		}
 	}
@@ -134,6 +141,9 @@ func seedRecord(s event.Seed) event.Record {
 }
 
 func (s *session) record(r *event.Record) error {
+	if s.agg != nil && r.Kind == event.KindExit {
+		s.agg.exited(r.Owner, r.TS)
+	}
 	if r.Kind == event.KindState && !s.opts.noEvents {
 		s.emitted++
 		if err := s.out.State(r); err != nil {
@@ -144,6 +154,9 @@ func (s *session) record(r *event.Record) error {
 }
 
 func (s *session) tick(now uint64) error {
+	if err := s.watchCloseWait(now); err != nil {
+		return err
+	}
 	if s.an.CloseWaitDue(now) {
 		// Name whoever holds the descriptor now (a forked child, say).
 		if err := s.t.RefreshOwners(); err != nil {
@@ -164,6 +177,9 @@ func (s *session) tick(now uint64) error {
 
 func (s *session) host(now uint64) *output.Host {
 	h := &output.Host{TS: now, TimeWait: s.an.TimeWaitNow(), TopRemotes: s.an.TopRemotes(10)}
+	if s.agg != nil {
+		h.TimeWait, h.TopRemotes = lifecycle.TimeWaitLive(s.agg.last), nil
+	}
 	if c, err := s.t.Counters(); err == nil {
 		h.Lost, h.Skipped, h.Untracked = c.RingFull, c.Skipped, c.Untracked()
 	}
@@ -173,17 +189,20 @@ func (s *session) host(now uint64) *output.Host {
 	return h
 }
 
-// procSummaries are the analyzer's summaries with cgroup paths.
-func (s *session) procSummaries(now uint64) []lifecycle.Summary {
-	sums := s.an.Summaries(now)
+// procSummaries are the summaries with cgroup paths.
+func (s *session) procSummaries(now uint64) ([]lifecycle.Summary, error) {
+	sums, err := s.rawSummaries(now)
 	for i := range sums {
 		sums[i].Cgroup = s.cgroups.Path(sums[i].CgroupID)
 	}
-	return sums
+	return sums, err
 }
 
 func (s *session) summaries(now uint64) error {
-	sums := s.procSummaries(now)
+	sums, err := s.procSummaries(now)
+	if err != nil {
+		return err
+	}
 	for i := range sums {
 		if err := s.out.Summary(&sums[i]); err != nil {
 			return err
@@ -197,7 +216,11 @@ func (s *session) report(now uint64) error {
 	if err := s.an.Tick(now); err != nil {
 		return err
 	}
-	return s.out.Report(s.procSummaries(now), s.host(now))
+	sums, err := s.procSummaries(now)
+	if err != nil {
+		return err
+	}
+	return s.out.Report(sums, s.host(now))
 }
 
 func printCounters(w io.Writer, t *tracer.Tracer, emitted uint64) {

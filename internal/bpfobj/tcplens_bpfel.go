@@ -23,7 +23,8 @@ const (
 	TcplensCounterCOUNTER_FILTERED       TcplensCounter = 4
 	TcplensCounterCOUNTER_TWS_FULL       TcplensCounter = 5
 	TcplensCounterCOUNTER_REQS_FULL      TcplensCounter = 6
-	TcplensCounterCOUNTER_MAX            TcplensCounter = 7
+	TcplensCounterCOUNTER_AGGS_FULL      TcplensCounter = 7
+	TcplensCounterCOUNTER_MAX            TcplensCounter = 8
 )
 
 type TcplensListenerKey struct {
@@ -40,6 +41,26 @@ type TcplensListenerOwner struct {
 	OwnerTgid uint32
 	Pad       uint32
 	Comm      [16]int8
+}
+
+type TcplensProcAgg struct {
+	_           structs.HostLayout
+	Active      uint64
+	Passive     uint64
+	Refused     uint64
+	Timeout     uint64
+	Reset       uint64
+	ResetsTx    uint64
+	ResetsRx    uint64
+	TwEnded     uint64
+	TwExpired   uint64
+	TwCancelled uint64
+	TwLive      uint64
+	HsMaxNs     uint64
+	TwMaxNs     uint64
+	Comm        [16]int8
+	HsHist      [224]uint32
+	TwHist      [224]uint32
 }
 
 type TcplensRecord struct {
@@ -159,12 +180,26 @@ type TcplensTwInfo struct {
 	Comm      [16]int8
 }
 
+type TcplensTwUndo struct {
+	_       structs.HostLayout
+	Cookie  uint64
+	PrevMax uint64
+	Owner   uint32
+	Bucket  uint32
+	WasLive uint8
+	Pad     [7]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	TcplensMapAggTwUndo          = "agg_tw_undo"
+	TcplensMapAggZero            = "agg_zero"
+	TcplensMapAggs               = "aggs"
 	TcplensMapChildren           = "children"
 	TcplensMapCounters           = "counters"
+	TcplensMapCwWatch            = "cw_watch"
 	TcplensMapEvents             = "events"
 	TcplensMapListeners          = "listeners"
 	TcplensMapReqs               = "reqs"
@@ -187,6 +222,7 @@ const (
 	TcplensVarFilterPort         = "filter_port"
 	TcplensVarFilterTgid         = "filter_tgid"
 	TcplensVarReqskTimerAddr     = "reqsk_timer_addr"
+	TcplensVarStreamTransitions  = "stream_transitions"
 	TcplensVarTcpWriteTimerAddr  = "tcp_write_timer_addr"
 	TcplensVarTwTimerAddr        = "tw_timer_addr"
 	TcplensVarUnusedCounter      = "unused_counter"
@@ -256,8 +292,12 @@ type TcplensProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcplensMapSpecs struct {
+	AggTwUndo    *ebpf.MapSpec `ebpf:"agg_tw_undo"`
+	AggZero      *ebpf.MapSpec `ebpf:"agg_zero"`
+	Aggs         *ebpf.MapSpec `ebpf:"aggs"`
 	Children     *ebpf.MapSpec `ebpf:"children"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	CwWatch      *ebpf.MapSpec `ebpf:"cw_watch"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Listeners    *ebpf.MapSpec `ebpf:"listeners"`
 	Reqs         *ebpf.MapSpec `ebpf:"reqs"`
@@ -275,6 +315,7 @@ type TcplensVariableSpecs struct {
 	FilterPort        *ebpf.VariableSpec `ebpf:"filter_port"`
 	FilterTgid        *ebpf.VariableSpec `ebpf:"filter_tgid"`
 	ReqskTimerAddr    *ebpf.VariableSpec `ebpf:"reqsk_timer_addr"`
+	StreamTransitions *ebpf.VariableSpec `ebpf:"stream_transitions"`
 	TcpWriteTimerAddr *ebpf.VariableSpec `ebpf:"tcp_write_timer_addr"`
 	TwTimerAddr       *ebpf.VariableSpec `ebpf:"tw_timer_addr"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
@@ -305,8 +346,12 @@ func (o *TcplensObjects) Close() error {
 //
 // It can be passed to LoadTcplensObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcplensMaps struct {
+	AggTwUndo    *ebpf.Map `ebpf:"agg_tw_undo"`
+	AggZero      *ebpf.Map `ebpf:"agg_zero"`
+	Aggs         *ebpf.Map `ebpf:"aggs"`
 	Children     *ebpf.Map `ebpf:"children"`
 	Counters     *ebpf.Map `ebpf:"counters"`
+	CwWatch      *ebpf.Map `ebpf:"cw_watch"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Listeners    *ebpf.Map `ebpf:"listeners"`
 	Reqs         *ebpf.Map `ebpf:"reqs"`
@@ -318,8 +363,12 @@ type TcplensMaps struct {
 
 func (m *TcplensMaps) Close() error {
 	return _TcplensClose(
+		m.AggTwUndo,
+		m.AggZero,
+		m.Aggs,
 		m.Children,
 		m.Counters,
+		m.CwWatch,
 		m.Events,
 		m.Listeners,
 		m.Reqs,
@@ -338,6 +387,7 @@ type TcplensVariables struct {
 	FilterPort        *ebpf.Variable `ebpf:"filter_port"`
 	FilterTgid        *ebpf.Variable `ebpf:"filter_tgid"`
 	ReqskTimerAddr    *ebpf.Variable `ebpf:"reqsk_timer_addr"`
+	StreamTransitions *ebpf.Variable `ebpf:"stream_transitions"`
 	TcpWriteTimerAddr *ebpf.Variable `ebpf:"tcp_write_timer_addr"`
 	TwTimerAddr       *ebpf.Variable `ebpf:"tw_timer_addr"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`

@@ -31,6 +31,10 @@ type Config struct {
 	MaxSockets   uint32 // capacity of the per-socket map (0: default)
 	VerifierLogs bool   // keep full verifier logs in errors
 	BTFPath      string // kernel BTF for CO-RE (empty: the running kernel's)
+	// Aggregate: summary-only mode. The kernel keeps per-process
+	// aggregates and sends only process exits and the transitions of
+	// watched (stuck CLOSE_WAIT) sockets.
+	Aggregate bool
 }
 
 // DefaultRingBytes holds ~30k records: seconds of the busiest churn.
@@ -48,6 +52,7 @@ type Probe struct {
 	links    []link.Link
 	reader   *ringbuf.Reader
 	warnings []string
+	cfg      Config
 }
 
 // Open loads and attaches everything. On error nothing stays loaded.
@@ -63,10 +68,11 @@ func Open(cfg Config) (p *Probe, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("read embedded BPF object: %w", err)
 	}
-	p = &Probe{}
+	p = &Probe{cfg: cfg}
+	loaded := p // p is nil after `return nil, err`
 	defer func() {
 		if err != nil {
-			p.Close()
+			loaded.Close()
 		}
 	}()
 	if err := p.configure(spec, cfg); err != nil {
@@ -125,6 +131,10 @@ func (p *Probe) configure(spec *ebpf.CollectionSpec, cfg Config) error {
 		"tcp_write_timer_addr": timers["tcp_write_timer"],
 		"reqsk_timer_addr":     timers["reqsk_timer_handler"],
 		"tw_timer_addr":        timers["tw_timer_handler"],
+		"stream_transitions":   uint8(1),
+	}
+	if cfg.Aggregate {
+		vars["stream_transitions"] = uint8(0)
 	}
 	for name, v := range vars {
 		vs, ok := spec.Variables[name]
@@ -210,11 +220,14 @@ type Counters struct {
 	Filtered      uint64 // transitions dropped by the in-kernel filters
 	TWsFull       uint64 // timewait sockets not tracked: map full
 	ReqsFull      uint64 // SYNs not tracked: map full
+	AggsFull      uint64 // processes not aggregated: map full (summary-only mode)
 	Skipped       uint64 // program runs the kernel skipped (recursion)
 }
 
 // Untracked sums what the kernel could not track for want of map space.
-func (c Counters) Untracked() uint64 { return c.SocksFull + c.ListenersFull + c.TWsFull + c.ReqsFull }
+func (c Counters) Untracked() uint64 {
+	return c.SocksFull + c.ListenersFull + c.TWsFull + c.ReqsFull + c.AggsFull
+}
 
 // Skipped sums, over all programs, the runs the kernel skipped because a
 // BPF program was already running on that CPU (a softirq nested into a
@@ -245,6 +258,7 @@ func (p *Probe) Counters() (Counters, error) {
 		bpfobj.TcplensCounterCOUNTER_FILTERED:       &c.Filtered,
 		bpfobj.TcplensCounterCOUNTER_TWS_FULL:       &c.TWsFull,
 		bpfobj.TcplensCounterCOUNTER_REQS_FULL:      &c.ReqsFull,
+		bpfobj.TcplensCounterCOUNTER_AGGS_FULL:      &c.AggsFull,
 	}
 	c.Skipped = p.Skipped()
 	for idx, dst := range fields {

@@ -25,7 +25,7 @@ func OpenContext(ctx context.Context, cfg probe.Config) (*Tracer, error) {
 		p.Close()
 		return nil, err
 	}
-	t := &Tracer{probe: p, table: socktable.New(), exited: make(map[uint32]bool), start: ktime.Now()}
+	t := &Tracer{probe: p, table: socktable.New(), exited: make(map[uint32]bool), start: ktime.Now(), agg: cfg.Aggregate}
 	// The hooks are attached before the scan, so a socket cannot change
 	// hands unseen between the two.
 	if err := t.adoptScan(); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tcplens/tcplens/internal/event"
 	"github.com/tcplens/tcplens/internal/ktime"
+	"github.com/tcplens/tcplens/internal/lifecycle"
 	"github.com/tcplens/tcplens/internal/probe"
 	"github.com/tcplens/tcplens/internal/socktable"
 )
@@ -53,6 +54,8 @@ type Tracer struct {
 	seeds    []event.Seed // what the start-up scan found
 	start    uint64       // monotonic ns when tracing began
 	rel      reliability  // loss reporting, periodic housekeeping (reliability.go)
+	agg      bool         // summary-only mode: the table holds only watched CLOSE_WAIT sockets
+	scanned  bool         // the start-up scan is done
 }
 
 // Open loads and attaches the kernel side and takes stock of the sockets
@@ -88,16 +91,65 @@ func (t *Tracer) adoptScan() error {
 		}
 		holders[s.Cookie] = append(holders[s.Cookie], s)
 	}
+	first := !t.scanned
+	t.scanned = true
 	for _, cookie := range order {
 		owner, err := t.probe.Adopt(holders[cookie])
 		if err != nil {
 			return err
+		}
+		if t.agg {
+			// Only watched CLOSE_WAIT sockets: nothing else would ever
+			// tell the table that a socket is gone.
+			if _, ok := t.table.Get(cookie); !ok {
+				if !first || owner.State != event.CloseWait {
+					continue
+				}
+				if ok, err := t.probe.Watch(cookie); err != nil {
+					return err
+				} else if !ok {
+					continue
+				}
+			}
 		}
 		t.table.Seed(owner)
 		t.table.SetOwner(cookie, owner.Tgid, owner.Comm, int32(owner.FD))
 	}
 	return nil
 }
+
+// WatchCloseWait (summary-only mode) finds the sockets that entered
+// CLOSE_WAIT at or before the monotonic time before and are not watched
+// yet, has the kernel send their further transitions, adds them to the
+// table and returns them as ->CLOSE_WAIT records (TS: when they entered).
+func (t *Tracer) WatchCloseWait(before uint64) ([]event.Record, error) {
+	cands, err := t.probe.CloseWaitSince(before)
+	if err != nil {
+		return nil, err
+	}
+	var out []event.Record
+	for i := range cands {
+		r := &cands[i]
+		if _, ok := t.table.Get(r.Cookie); ok {
+			continue
+		}
+		ok, err := t.probe.Watch(r.Cookie)
+		if err != nil {
+			return out, err
+		}
+		if ok {
+			t.table.Apply(r)
+			out = append(out, *r)
+		}
+	}
+	return out, nil
+}
+
+// Aggregates (summary-only mode) reads the kernel's per-process aggregates.
+func (t *Tracer) Aggregates() ([]lifecycle.Agg, error) { return t.probe.Aggregates() }
+
+// ForgetAggregate drops an exited process's aggregate from the kernel.
+func (t *Tracer) ForgetAggregate(pid uint32) error { return t.probe.DeleteAggregate(pid) }
 
 // Start is the kernel monotonic time when tracing began.
 func (t *Tracer) Start() uint64 { return t.start }
@@ -168,6 +220,8 @@ func (t *Tracer) Run(ctx context.Context, h Handlers) error {
 func (t *Tracer) dispatch(rec *event.Record, handle func(*event.Record) error) error {
 	switch rec.Kind {
 	case event.KindExit:
+		// In summary-only mode the table holds only the watched CLOSE_WAIT
+		// sockets: only their owners' exits cost a re-scan (see README).
 		if t.table.Owns(rec.Owner) {
 			t.exited[rec.Owner] = true
 			if t.rescanAt.IsZero() {
