@@ -339,6 +339,9 @@ func TestToolErrors(t *testing.T) {
 		{[]string{"--port", "0"}, 2, "invalid --port", false},
 		{[]string{"--format", "yaml"}, 2, "invalid --format", false},
 		{[]string{"--bogus"}, 2, "not defined", false},
+		{[]string{"--metrics-addr", "9464"}, 2, "invalid --metrics-addr", false},
+		{[]string{"--metrics-addr", "metrics.example:9464"}, 2, "invalid --metrics-addr", false},
+		{[]string{"--metrics-addr", ":70000"}, 2, "invalid --metrics-addr", false},
 		{[]string{"--btf", "/nonexistent/vmlinux"}, 1, "kernel BTF is not readable", false},
 		{nil, 1, "missing capabilities CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN", true},
 	} {

@@ -19,7 +19,8 @@ type options struct {
 	summaryInterval time.Duration
 	closeWaitAfter  time.Duration
 	closeWaitRepeat time.Duration
-	check           bool // --check: report what works on this kernel, then exit
+	check           bool   // --check: report what works on this kernel, then exit
+	metricsAddr     string // --metrics-addr, validated host:port ("": no endpoint)
 }
 
 // parseFlags validates every flag; errors are usageError (exit status 2).
@@ -40,6 +41,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.probe.BTFPath, "btf", "", "kernel BTF file for kernels without /sys/kernel/btf/vmlinux")
 	ring := fs.String("ring-buffer-size", "", "kernel ring buffer size in bytes: a power of two, at least the page size (default 4194304)")
 	fs.BoolVar(&o.check, "check", false, "load and attach everything, report what works on this kernel, detach and exit")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics; without a host (:9464) on 127.0.0.1 (default: no endpoint)")
 	fs.Usage = func() {} // errors are one line; the full usage is only for -h
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -96,6 +98,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			return o, usageError{err}
 		}
 		o.probe.RingBytes = n
+	}
+	if *metricsAddr != "" {
+		a, err := parseMetricsAddr(*metricsAddr)
+		if err != nil {
+			return o, usageError{err}
+		}
+		o.metricsAddr = a
 	}
 	o.probe.VerifierLogs = *debug
 	return o, nil

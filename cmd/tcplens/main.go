@@ -55,11 +55,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if opts.check {
 		return runCheck(ctx, opts, stdout, stderr)
 	}
+	// The metrics endpoint binds first: a taken port fails before anything
+	// is loaded, and a privileged port works before capabilities go.
+	var ms *metricsServer
+	if opts.metricsAddr != "" {
+		if ms, err = listenMetrics(opts.metricsAddr); err != nil {
+			return err
+		}
+	}
 	t, err := tracer.OpenContext(ctx, opts.probe)
 	if err != nil {
+		if ms != nil {
+			ms.close()
+		}
 		return startError(ctx, err, stderr)
 	}
 	defer t.Close()
+	if ms != nil {
+		defer ms.close() // before t.Close: scrapes read the kernel's maps
+	}
 	for _, w := range t.Warnings() {
 		fmt.Fprintf(stderr, "tcplens: warning: %s\n", w)
 	}
@@ -75,6 +89,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	reportLosses(t, out)
 	s := newSession(opts, t, out)
+	if ms != nil {
+		ms.serve(s.metrics)
+		fmt.Fprintf(stderr, "tcplens: metrics at http://%s/metrics\n", ms.ln.Addr())
+	}
 	fmt.Fprintf(stderr, "tcplens: tracing TCP state transitions (%d existing socket descriptors found); Ctrl-C to stop\n", len(t.StartupSockets()))
 
 	runErr := t.Run(ctx, tracer.Handlers{Record: s.record, Tick: s.tick})
@@ -93,7 +111,8 @@ type session struct {
 	an          *lifecycle.Analyzer
 	emitted     uint64 // state lines written
 	nextSummary uint64
-	overflow0   uint64 // TCPTimeWaitOverflow when tracing began
+	overflow0   uint64   // TCPTimeWaitOverflow when tracing began
+	metrics     *metrics // nil without --metrics-addr
 }
 
 // quietSink drops per-event lines (--no-events) but keeps CLOSE_WAIT alerts.
@@ -108,6 +127,10 @@ func newSession(opts options, t *tracer.Tracer, out output.Writer) *session {
 	var sink lifecycle.Sink = out
 	if opts.noEvents {
 		sink = quietSink{out}
+	}
+	if opts.metricsAddr != "" {
+		s.metrics = &metrics{t: t}
+		sink = countingSink{sink, s.metrics}
 	}
 	s.an = lifecycle.New(lifecycle.Config{
 		CloseWaitAfter:  uint64(opts.closeWaitAfter),
@@ -132,6 +155,9 @@ func seedRecord(s event.Seed) event.Record {
 }
 
 func (s *session) record(r *event.Record) error {
+	if r.Kind == event.KindState && s.metrics != nil {
+		s.metrics.state(r)
+	}
 	if r.Kind == event.KindState && !s.opts.noEvents {
 		s.emitted++
 		if err := s.out.State(r); err != nil {
@@ -150,6 +176,9 @@ func (s *session) tick(now uint64) error {
 	}
 	if err := s.an.Tick(now); err != nil {
 		return err
+	}
+	if s.metrics != nil {
+		s.metrics.publish(s.an, s.t.Stats(), s.emitted)
 	}
 	if s.nextSummary != 0 && now >= s.nextSummary {
 		s.nextSummary = now + uint64(s.opts.summaryInterval)

@@ -330,14 +330,15 @@ func (p *Probe) MapEntries() map[string]int {
 		"listeners": countEntries(p.objs.Listeners),
 		"reqs":      countEntries(p.objs.Reqs),
 		"tws":       countEntries(p.objs.Tws),
+		"children":  countEntries(p.objs.Children),
 	}
 }
 
 func countEntries(m *ebpf.Map) int {
 	n := 0
-	var k []byte
+	var k, v []byte
 	it := m.Iterate()
-	for it.Next(&k, new([]byte)) {
+	for it.Next(&k, &v) {
 		n++
 	}
 	return n

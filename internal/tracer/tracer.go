@@ -207,3 +207,8 @@ func (t *Tracer) Close() error { return t.probe.Close() }
 
 // Clock returns a converter for the records' timestamps.
 func Clock() ktime.Clock { return ktime.NewClock() }
+
+// MapEntries counts the entries of the kernel's per-socket maps. It only
+// makes bpf() calls on maps tcplens holds, so any goroutine may call it
+// while Run runs (not after Close).
+func (t *Tracer) MapEntries() map[string]int { return t.probe.MapEntries() }
