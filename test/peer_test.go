@@ -56,6 +56,7 @@ func servePeer(in io.Reader, out io.Writer) {
 		ln    net.Listener
 		conns []net.Conn
 		last  net.Conn
+		held  heldConns // acceptall, hold, holdcw
 	)
 	reply := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
 	sc := bufio.NewScanner(in)
@@ -168,6 +169,19 @@ func servePeer(in io.Reader, out io.Writer) {
 			if err == nil {
 				reply("ok")
 			}
+		case "acceptall": // accept in the background and keep every connection
+			go held.acceptAll(ln)
+			reply("ok")
+		case "hold", "holdcw": // hold[cw] ADDR N: N idle connections (holdcw: after shutdown(SHUT_WR))
+			var n int
+			if n, err = strconv.Atoi(f[2]); err == nil {
+				err = held.dial(f[1], n, f[0] == "holdcw")
+			}
+			if err == nil {
+				reply("ok")
+			}
+		case "held":
+			reply("ok %d", held.count())
 		case "pid":
 			reply("ok %d", os.Getpid())
 		case "exit":
@@ -276,4 +290,50 @@ func (p *peer) kill() {
 		p.cmd.Process.Kill()
 		p.cmd.Wait()
 	}
+}
+
+// heldConns are connections a peer keeps open without using them.
+type heldConns struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (h *heldConns) add(c net.Conn) {
+	h.mu.Lock()
+	h.conns = append(h.conns, c)
+	h.mu.Unlock()
+}
+
+func (h *heldConns) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
+}
+
+func (h *heldConns) acceptAll(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		h.add(c)
+	}
+}
+
+func (h *heldConns) dial(addr string, n int, shutWrite bool) error {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	d.SetMultipathTCP(false)
+	for i := 0; i < n; i++ {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		if shutWrite {
+			if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+				return err
+			}
+		}
+		h.add(c)
+	}
+	return nil
 }
