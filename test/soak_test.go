@@ -88,7 +88,7 @@ func TestSoak(t *testing.T) {
 	if b, err := exec.Command("go", "build", "-o", churn, "../cmd/churn").CombinedOutput(); err != nil {
 		t.Fatalf("go build churn: %v\n%s", err, b)
 	}
-	ns := netns(t, "tcplens-soak")
+	ns := netns(t, fmt.Sprintf("tcplens-soak-%d", os.Getpid()))
 	rt := startTool(t, "--no-events", "--metrics-addr", "127.0.0.1:0")
 	url := metricsURL(t, rt)
 	pid := rt.cmd.Process.Pid
@@ -152,10 +152,20 @@ func TestSoak(t *testing.T) {
 			t.Fatalf("churn output %q: %v", out, err)
 		}
 		done += res.Conns
-		// Kill the TIME_WAITs the round left (ss -K needs Linux 6.? for
-		// timewait sockets; the exit status is not ours to judge).
-		exec.Command("ip", "netns", "exec", ns, "ss", "-K", "-t", "state", "time-wait").Run()
-		waitUntil(t, "churn sockets gone", 30*time.Second, func() bool { return nsSockets(t, ns) == live })
+		// Kill the TIME_WAITs the round left, again while closing sockets
+		// still enter TIME_WAIT (its exit status is not ours to judge).
+		end := time.Now().Add(60 * time.Second)
+		for {
+			exec.Command("ip", "netns", "exec", ns, "ss", "-K", "-t", "state", "time-wait").Run()
+			if nsSockets(t, ns) == live {
+				break
+			}
+			if time.Now().After(end) {
+				out, _ := exec.Command("ip", "netns", "exec", ns, "ss", "-Htan", "state", "all").Output()
+				t.Fatalf("churn sockets not gone after 60s: %d sockets, want %d; first: %.2000s", nsSockets(t, ns), live, out)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 		s := settled(base, done)
 		t.Logf("round %d (%.0f conn/s): %v", r+1, res.Rate, s)
 		if r == 0 {

@@ -19,6 +19,7 @@ type options struct {
 	summaryInterval time.Duration
 	closeWaitAfter  time.Duration
 	closeWaitRepeat time.Duration
+	ownerRescan     time.Duration
 	check           bool   // --check: report what works on this kernel, then exit
 	metricsAddr     string // --metrics-addr, validated host:port ("": no endpoint)
 }
@@ -38,6 +39,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.summaryInterval, "summary-interval", 0, "emit per-process summaries this often (0: only at exit)")
 	fs.DurationVar(&o.closeWaitAfter, "close-wait-after", 30*time.Second, "report sockets in CLOSE_WAIT longer than this as stuck")
 	fs.DurationVar(&o.closeWaitRepeat, "close-wait-repeat", 5*time.Minute, "report a still-stuck CLOSE_WAIT socket again this often")
+	fs.DurationVar(&o.ownerRescan, "owner-rescan", 10*time.Second, "re-check every socket's owner against every process's descriptors this often (0: only when an owner exits)")
 	fs.StringVar(&o.probe.BTFPath, "btf", "", "kernel BTF file for kernels without /sys/kernel/btf/vmlinux")
 	ring := fs.String("ring-buffer-size", "", "kernel ring buffer size in bytes: a power of two, at least the page size (default 4194304)")
 	fs.BoolVar(&o.check, "check", false, "load and attach everything, report what works on this kernel, detach and exit")
@@ -87,7 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		name string
 		v    time.Duration
 		zero bool // 0 allowed
-	}{{"summary-interval", o.summaryInterval, true}, {"close-wait-after", o.closeWaitAfter, false}, {"close-wait-repeat", o.closeWaitRepeat, false}} {
+	}{{"summary-interval", o.summaryInterval, true}, {"close-wait-after", o.closeWaitAfter, false}, {"close-wait-repeat", o.closeWaitRepeat, false}, {"owner-rescan", o.ownerRescan, true}} {
 		if d.v < 0 || (d.v == 0 && !d.zero) || (d.v > 0 && d.v < 100*time.Millisecond) || d.v > 7*24*time.Hour {
 			return o, usageError{fmt.Errorf("invalid --%s %v: want a duration between 100ms and 168h", d.name, d.v)}
 		}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tcplens/tcplens/internal/event"
 )
@@ -52,7 +53,11 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--metrics-addr", "[::1]:9464"}, "", func(o options) bool { return o.metricsAddr == "[::1]:9464" }},
 		{[]string{"--metrics-addr", "0.0.0.0:9464"}, "", func(o options) bool { return o.metricsAddr == "0.0.0.0:9464" }},
 		{[]string{"--metrics-addr", "10.1.2.3:80"}, "", func(o options) bool { return o.metricsAddr == "10.1.2.3:80" }},
-		{nil, "", func(o options) bool { return o.metricsAddr == "" }},
+		{nil, "", func(o options) bool { return o.metricsAddr == "" && o.ownerRescan == 10*time.Second }},
+		{[]string{"--owner-rescan", "0"}, "", func(o options) bool { return o.ownerRescan == 0 }},
+		{[]string{"--owner-rescan", "500ms"}, "", func(o options) bool { return o.ownerRescan == 500*time.Millisecond }},
+		{[]string{"--owner-rescan", "1ms"}, "invalid --owner-rescan", nil},
+		{[]string{"--owner-rescan", "-1s"}, "invalid --owner-rescan", nil},
 		{[]string{"--metrics-addr", "9464"}, "invalid --metrics-addr", nil},
 		{[]string{"--metrics-addr", ":"}, "invalid --metrics-addr", nil},
 		{[]string{"--metrics-addr", ":65536"}, "invalid --metrics-addr", nil},

@@ -78,6 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "tcplens: warning: %s\n", w)
 	}
 	restrictPrivileges(stderr)
+	t.SetRescanInterval(opts.ownerRescan)
 
 	clock := tracer.Clock()
 	var out output.Writer

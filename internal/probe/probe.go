@@ -291,9 +291,17 @@ func (p *Probe) Adopt(holders []event.Seed) (event.Seed, error) {
 		return s, fmt.Errorf("look up socket %d: %w", s.Cookie, err)
 	default:
 		for _, h := range holders {
-			if h.Tgid == si.OwnerTgid {
-				return h, nil
+			if h.Tgid != si.OwnerTgid {
+				continue
 			}
+			// Still the owner; after an exec its command name changed.
+			if c := commBytes(h.Comm); c != si.Comm {
+				si.Comm = c
+				if err := p.objs.Socks.Update(s.Cookie, &si, ebpf.UpdateExist); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+					return h, fmt.Errorf("record owner of socket %d: %w", s.Cookie, err)
+				}
+			}
+			return h, nil
 		}
 	}
 	si.OwnerTgid = s.Tgid
