@@ -34,7 +34,9 @@ func buildTool(t *testing.T) string {
 	}
 	os.Chmod(dir, 0o755) // the privilege tests run it as nobody
 	out := filepath.Join(dir, "tcplens")
-	if b, err := exec.Command("go", "build", "-o", out, "../cmd/tcplens").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-o", out, "../cmd/tcplens")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as the Makefile builds it (see README)
+	if b, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, b)
 	}
 	toolPath = out
@@ -347,6 +349,9 @@ func TestToolErrors(t *testing.T) {
 		{[]string{"--port", "0"}, 2, "invalid --port", false},
 		{[]string{"--format", "yaml"}, 2, "invalid --format", false},
 		{[]string{"--bogus"}, 2, "not defined", false},
+		{[]string{"--metrics-addr", "9464"}, 2, "invalid --metrics-addr", false},
+		{[]string{"--metrics-addr", "metrics.example:9464"}, 2, "invalid --metrics-addr", false},
+		{[]string{"--metrics-addr", ":70000"}, 2, "invalid --metrics-addr", false},
 		{[]string{"--btf", "/nonexistent/vmlinux"}, 1, "kernel BTF is not readable", false},
 		{nil, 1, "missing capabilities CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN", true},
 	} {

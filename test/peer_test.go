@@ -53,9 +53,11 @@ func runPeerIfAsked() {
 
 func servePeer(in io.Reader, out io.Writer) {
 	var (
-		ln    net.Listener
-		conns []net.Conn
-		last  net.Conn
+		ln     net.Listener
+		conns  []net.Conn
+		last   net.Conn
+		held   heldConns                  // acceptall, hold, holdcw
+		passed = make(chan passedConn, 1) // recvlisten, recvfd
 	)
 	reply := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
 	sc := bufio.NewScanner(in)
@@ -168,6 +170,48 @@ func servePeer(in io.Reader, out io.Writer) {
 			if err == nil {
 				reply("ok")
 			}
+		case "acceptall": // accept in the background and keep every connection
+			go held.acceptAll(ln)
+			reply("ok")
+		case "hold", "holdcw": // hold[cw] ADDR N: N idle connections (holdcw: after shutdown(SHUT_WR))
+			var n int
+			if n, err = strconv.Atoi(f[2]); err == nil {
+				err = held.dial(f[1], n, f[0] == "holdcw")
+			}
+			if err == nil {
+				reply("ok")
+			}
+		case "held":
+			reply("ok %d", held.count())
+		case "recvlisten": // recvlisten PATH: a UNIX socket to receive a descriptor on
+			var ul net.Listener
+			if ul, err = net.Listen("unix", f[1]); err == nil {
+				go func() { // receive in the background: the sender waits for us
+					c, err := recvConn(ul)
+					ul.Close()
+					passed <- passedConn{c, err}
+				}()
+				reply("ok")
+			}
+		case "recvfd": // take a TCP connection's descriptor passed over it (SCM_RIGHTS)
+			p := <-passed
+			c := p.c
+			if err = p.err; err == nil {
+				last = c
+				conns = append(conns, c)
+				reply("ok %s %s", c.LocalAddr(), c.RemoteAddr())
+			}
+		case "sendfd": // sendfd PATH: pass the last connection on, then close our copy
+			if err = sendConn(f[1], last); err == nil {
+				reply("ok")
+			}
+		case "execsleep": // exec /bin/sleep, keeping the last connection open across it
+			var file *os.File
+			if file, err = last.(*net.TCPConn).File(); err == nil {
+				syscall.Syscall(syscall.SYS_FCNTL, file.Fd(), syscall.F_SETFD, 0) // survive exec
+				reply("ok %d", file.Fd())
+				err = syscall.Exec("/bin/sleep", []string{"sleep", "120"}, os.Environ())
+			}
 		case "pid":
 			reply("ok %d", os.Getpid())
 		case "exit":
@@ -276,4 +320,108 @@ func (p *peer) kill() {
 		p.cmd.Process.Kill()
 		p.cmd.Wait()
 	}
+}
+
+// heldConns are connections a peer keeps open without using them.
+type heldConns struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (h *heldConns) add(c net.Conn) {
+	h.mu.Lock()
+	h.conns = append(h.conns, c)
+	h.mu.Unlock()
+}
+
+func (h *heldConns) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
+}
+
+func (h *heldConns) acceptAll(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		h.add(c)
+	}
+}
+
+func (h *heldConns) dial(addr string, n int, shutWrite bool) error {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	d.SetMultipathTCP(false)
+	for i := 0; i < n; i++ {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		if shutWrite {
+			if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+				return err
+			}
+		}
+		h.add(c)
+	}
+	return nil
+}
+
+type passedConn struct {
+	c   net.Conn
+	err error
+}
+
+// sendConn passes c's descriptor over the UNIX socket at path, then closes
+// this process's copies: the receiver is the only holder afterwards.
+func sendConn(path string, c net.Conn) error {
+	file, err := c.(*net.TCPConn).File()
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	u, err := net.Dial("unix", path)
+	if err != nil {
+		return err
+	}
+	defer u.Close()
+	if _, _, err := u.(*net.UnixConn).WriteMsgUnix([]byte{1}, syscall.UnixRights(int(file.Fd())), nil); err != nil {
+		return err
+	}
+	// Wait for the receiver's byte: it holds the descriptor now.
+	if _, err := u.Read(make([]byte, 1)); err != nil {
+		return err
+	}
+	file.Close()
+	return c.Close()
+}
+
+func recvConn(ul net.Listener) (net.Conn, error) {
+	u, err := ul.Accept()
+	if err != nil {
+		return nil, err
+	}
+	defer u.Close()
+	buf, oob := make([]byte, 1), make([]byte, syscall.CmsgSpace(4))
+	_, oobn, _, _, err := u.(*net.UnixConn).ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, fmt.Errorf("no descriptor received: %v", err)
+	}
+	fds, err := syscall.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return nil, fmt.Errorf("no descriptor received: %v", err)
+	}
+	f := os.NewFile(uintptr(fds[0]), "passed")
+	c, err := net.FileConn(f) // dups it
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	_, err = u.Write([]byte{1})
+	return c, err
 }

@@ -19,7 +19,9 @@ type options struct {
 	summaryInterval time.Duration
 	closeWaitAfter  time.Duration
 	closeWaitRepeat time.Duration
-	check           bool // --check: report what works on this kernel, then exit
+	ownerRescan     time.Duration
+	check           bool   // --check: report what works on this kernel, then exit
+	metricsAddr     string // --metrics-addr, validated host:port ("": no endpoint)
 }
 
 // parseFlags validates every flag; errors are usageError (exit status 2).
@@ -37,10 +39,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.summaryInterval, "summary-interval", 0, "emit per-process summaries this often (0: only at exit)")
 	fs.DurationVar(&o.closeWaitAfter, "close-wait-after", 30*time.Second, "report sockets in CLOSE_WAIT longer than this as stuck")
 	fs.DurationVar(&o.closeWaitRepeat, "close-wait-repeat", 5*time.Minute, "report a still-stuck CLOSE_WAIT socket again this often")
+	fs.DurationVar(&o.ownerRescan, "owner-rescan", 10*time.Second, "re-check every socket's owner against every process's descriptors this often (0: only when an owner exits)")
 	fs.StringVar(&o.probe.BTFPath, "btf", "", "kernel BTF file for kernels without /sys/kernel/btf/vmlinux")
 	wakeup := fs.String("wakeup-bytes", "", "wake the reader when this much data is queued (0: on every record; default 65536); records never wait longer than 100ms")
 	ring := fs.String("ring-buffer-size", "", "kernel ring buffer size in bytes: a power of two, at least the page size (default 4194304)")
 	fs.BoolVar(&o.check, "check", false, "load and attach everything, report what works on this kernel, detach and exit")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics; without a host (:9464) on 127.0.0.1 (default: no endpoint)")
 	fs.Usage = func() {} // errors are one line; the full usage is only for -h
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -86,7 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		name string
 		v    time.Duration
 		zero bool // 0 allowed
-	}{{"summary-interval", o.summaryInterval, true}, {"close-wait-after", o.closeWaitAfter, false}, {"close-wait-repeat", o.closeWaitRepeat, false}} {
+	}{{"summary-interval", o.summaryInterval, true}, {"close-wait-after", o.closeWaitAfter, false}, {"close-wait-repeat", o.closeWaitRepeat, false}, {"owner-rescan", o.ownerRescan, true}} {
 		if d.v < 0 || (d.v == 0 && !d.zero) || (d.v > 0 && d.v < 100*time.Millisecond) || d.v > 7*24*time.Hour {
 			return o, usageError{fmt.Errorf("invalid --%s %v: want a duration between 100ms and 168h", d.name, d.v)}
 		}
@@ -109,6 +113,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			return o, usageError{fmt.Errorf("invalid --wakeup-bytes %q: want 0 to %d (half the ring buffer)", *wakeup, ringBytes/2)}
 		}
 		o.probe.WakeupBytes = uint32(n)
+	}
+	if *metricsAddr != "" {
+		a, err := parseMetricsAddr(*metricsAddr)
+		if err != nil {
+			return o, usageError{err}
+		}
+		o.metricsAddr = a
 	}
 	o.probe.VerifierLogs = *debug
 	// --no-events: the kernel aggregates; only what must stream is sent.

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tcplens/tcplens/internal/event"
 )
@@ -46,6 +48,26 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--btf="}, "invalid --btf: empty", nil},
 		{[]string{"--check"}, "", func(o options) bool { return o.check }},
 		{[]string{"--check=maybe"}, "invalid boolean", nil},
+		{[]string{"--metrics-addr", ":9464"}, "", func(o options) bool { return o.metricsAddr == "127.0.0.1:9464" }},
+		{[]string{"--metrics-addr", "localhost:0"}, "", func(o options) bool { return o.metricsAddr == "127.0.0.1:0" }},
+		{[]string{"--metrics-addr", "[::1]:9464"}, "", func(o options) bool { return o.metricsAddr == "[::1]:9464" }},
+		{[]string{"--metrics-addr", "0.0.0.0:9464"}, "", func(o options) bool { return o.metricsAddr == "0.0.0.0:9464" }},
+		{[]string{"--metrics-addr", "10.1.2.3:80"}, "", func(o options) bool { return o.metricsAddr == "10.1.2.3:80" }},
+		{nil, "", func(o options) bool { return o.metricsAddr == "" && o.ownerRescan == 10*time.Second }},
+		{[]string{"--owner-rescan", "0"}, "", func(o options) bool { return o.ownerRescan == 0 }},
+		{[]string{"--owner-rescan", "500ms"}, "", func(o options) bool { return o.ownerRescan == 500*time.Millisecond }},
+		{[]string{"--owner-rescan", "1ms"}, "invalid --owner-rescan", nil},
+		{[]string{"--owner-rescan", "-1s"}, "invalid --owner-rescan", nil},
+		{[]string{"--metrics-addr", "9464"}, "invalid --metrics-addr", nil},
+		{[]string{"--metrics-addr", ":"}, "invalid --metrics-addr", nil},
+		{[]string{"--metrics-addr", ":65536"}, "invalid --metrics-addr", nil},
+		{[]string{"--metrics-addr", ":http"}, "invalid --metrics-addr", nil},
+		{[]string{"--metrics-addr", ":-1"}, "invalid --metrics-addr", nil},
+		{[]string{"--metrics-addr", ":09464"}, "invalid --metrics-addr", nil},
+		{[]string{"--metrics-addr", "example.com:9464"}, "invalid --metrics-addr", nil},
+		{[]string{"--metrics-addr", "127.0.0.1"}, "invalid --metrics-addr", nil},
+		{[]string{"--metrics-addr", "::1:9464"}, "invalid --metrics-addr", nil},
+		{[]string{"--metrics-addr="}, "invalid --metrics-addr: empty", nil},
 	} {
 		o, err := parseFlags(tc.args, io.Discard)
 		if tc.wantErr == "" {
@@ -88,6 +110,7 @@ func FuzzParseFlags(f *testing.F) {
 	f.Add("--ipv4", "--ipv6", "--format=json", "x")
 	f.Add("-h", "", "", "")
 	f.Add("--ring-buffer-size=8192", "--pid", "99999999999", "--")
+	f.Add("--metrics-addr", ":9464", "--metrics-addr=[::1]:0", "")
 	f.Fuzz(func(t *testing.T, a, b, c, d string) {
 		var args []string
 		for _, s := range []string{a, b, c, d} {
@@ -118,7 +141,12 @@ func FuzzParseFlags(f *testing.F) {
 		if r := o.probe.RingBytes; r != 0 && (r < 4096 || r&(r-1) != 0 || r > maxRingBytes) {
 			t.Fatalf("%q: accepted ring size %d", args, r)
 		}
-		valued := []string{"pid", "port", "btf", "ring-buffer-size", "format"}
+		if a := o.metricsAddr; a != "" {
+			if _, err := netip.ParseAddrPort(a); err != nil {
+				t.Fatalf("%q: accepted metrics address %q", args, a)
+			}
+		}
+		valued := []string{"pid", "port", "btf", "ring-buffer-size", "format", "metrics-addr"}
 		for i, s := range args {
 			if s == "--" {
 				break

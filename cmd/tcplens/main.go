@@ -56,15 +56,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if opts.check {
 		return runCheck(ctx, opts, stdout, stderr)
 	}
+	// The metrics endpoint binds first: a taken port fails before anything
+	// is loaded, and a privileged port works before capabilities go.
+	var ms *metricsServer
+	if opts.metricsAddr != "" {
+		if ms, err = listenMetrics(opts.metricsAddr); err != nil {
+			return err
+		}
+	}
 	t, err := tracer.OpenContext(ctx, opts.probe)
 	if err != nil {
+		if ms != nil {
+			ms.close()
+		}
 		return startError(ctx, err, stderr)
 	}
 	defer t.Close()
+	if ms != nil {
+		defer ms.close() // before t.Close: scrapes read the kernel's maps
+	}
 	for _, w := range t.Warnings() {
 		fmt.Fprintf(stderr, "tcplens: warning: %s\n", w)
 	}
 	restrictPrivileges(stderr)
+	t.SetRescanInterval(opts.ownerRescan)
 
 	clock := tracer.Clock()
 	var out output.Writer
@@ -76,6 +91,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	reportLosses(t, out)
 	s := newSession(opts, t, out)
+	if ms != nil {
+		ms.serve(s.metrics)
+		fmt.Fprintf(stderr, "tcplens: metrics at http://%s/metrics\n", ms.ln.Addr())
+	}
 	fmt.Fprintf(stderr, "tcplens: tracing TCP state transitions (%d existing socket descriptors found); Ctrl-C to stop\n", len(t.StartupSockets()))
 
 	runErr := t.Run(ctx, tracer.Handlers{Record: s.record, Tick: s.tick})
@@ -97,6 +116,7 @@ type session struct {
 	overflow0   uint64 // TCPTimeWaitOverflow when tracing began
 	cgroups     *cgroups.Resolver
 	agg         *aggState // summary-only mode (--no-events): see agg.go
+	metrics     *metrics  // nil without --metrics-addr
 }
 
 // quietSink drops per-event lines (--no-events) but keeps CLOSE_WAIT alerts.
@@ -111,6 +131,10 @@ func newSession(opts options, t *tracer.Tracer, out output.Writer) *session {
 	var sink lifecycle.Sink = out
 	if opts.noEvents {
 		sink = quietSink{out}
+	}
+	if opts.metricsAddr != "" {
+		s.metrics = &metrics{t: t}
+		sink = countingSink{sink, s.metrics}
 	}
 	s.an = lifecycle.New(lifecycle.Config{
 		CloseWaitAfter:  uint64(opts.closeWaitAfter),
@@ -144,6 +168,9 @@ func (s *session) record(r *event.Record) error {
 	if s.agg != nil && r.Kind == event.KindExit {
 		s.agg.exited(r.Owner, r.TS)
 	}
+	if r.Kind == event.KindState && s.metrics != nil {
+		s.metrics.state(r)
+	}
 	if r.Kind == event.KindState && !s.opts.noEvents {
 		s.emitted++
 		if err := s.out.State(r); err != nil {
@@ -165,6 +192,9 @@ func (s *session) tick(now uint64) error {
 	}
 	if err := s.an.Tick(now); err != nil {
 		return err
+	}
+	if s.metrics != nil {
+		s.metrics.publish(s.an, s.t.Stats(), s.emitted)
 	}
 	if s.nextSummary != 0 && now >= s.nextSummary {
 		s.nextSummary = now + uint64(s.opts.summaryInterval)

@@ -350,3 +350,14 @@ func (a *Analyzer) TopRemotes(n int) []Remote {
 	}
 	return out
 }
+
+// CloseWaitStuck is the number of live CLOSE_WAIT sockets reported stuck.
+func (a *Analyzer) CloseWaitStuck() int {
+	n := 0
+	for _, e := range a.cw {
+		if e.reported {
+			n++
+		}
+	}
+	return n
+}

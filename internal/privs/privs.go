@@ -107,8 +107,15 @@ func Restrict(keep []uint) error {
 	return nil
 }
 
+// ErrCgo: the Go runtime cannot make a system call on every thread of a
+// program linked with cgo.
+var ErrCgo = errors.New("this binary uses cgo, so capabilities cannot be changed on every thread: build it with CGO_ENABLED=0")
+
 func allThreads(trap, a1, a2, a3 uintptr) error {
 	_, _, errno := syscall.AllThreadsSyscall(trap, a1, a2, a3)
+	if errno == syscall.ENOTSUP {
+		return ErrCgo
+	}
 	if errno != 0 {
 		return errno
 	}

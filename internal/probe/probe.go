@@ -313,9 +313,17 @@ func (p *Probe) Adopt(holders []event.Seed) (event.Seed, error) {
 		return s, fmt.Errorf("look up socket %d: %w", s.Cookie, err)
 	default:
 		for _, h := range holders {
-			if h.Tgid == si.OwnerTgid {
-				return h, nil
+			if h.Tgid != si.OwnerTgid {
+				continue
 			}
+			// Still the owner; after an exec its command name changed.
+			if c := commBytes(h.Comm); c != si.Comm {
+				si.Comm = c
+				if err := p.objs.Socks.Update(s.Cookie, &si, ebpf.UpdateExist); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+					return h, fmt.Errorf("record owner of socket %d: %w", s.Cookie, err)
+				}
+			}
+			return h, nil
 		}
 	}
 	si.OwnerTgid = s.Tgid
@@ -352,14 +360,15 @@ func (p *Probe) MapEntries() map[string]int {
 		"listeners": countEntries(p.objs.Listeners),
 		"reqs":      countEntries(p.objs.Reqs),
 		"tws":       countEntries(p.objs.Tws),
+		"children":  countEntries(p.objs.Children),
 	}
 }
 
 func countEntries(m *ebpf.Map) int {
 	n := 0
-	var k []byte
+	var k, v []byte
 	it := m.Iterate()
-	for it.Next(&k, new([]byte)) {
+	for it.Next(&k, &v) {
 		n++
 	}
 	return n

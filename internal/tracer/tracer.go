@@ -51,11 +51,24 @@ type Tracer struct {
 	stats    Stats
 	exited   map[uint32]bool // owners gone since the last re-scan
 	rescanAt time.Time
-	seeds    []event.Seed // what the start-up scan found
-	start    uint64       // monotonic ns when tracing began
-	rel      reliability  // loss reporting, periodic housekeeping (reliability.go)
-	agg      bool         // summary-only mode: the table holds only watched CLOSE_WAIT sockets
-	scanned  bool         // the start-up scan is done
+	seeds    []event.Seed  // what the start-up scan found
+	start    uint64        // monotonic ns when tracing began
+	rel      reliability   // loss reporting, periodic housekeeping (reliability.go)
+	agg      bool          // summary-only mode: the table holds only watched CLOSE_WAIT sockets
+	scanned  bool          // the start-up scan is done
+	every    time.Duration // periodic ownership re-scan (0: only after exits)
+	nextScan time.Time
+}
+
+// SetRescanInterval makes the tracer re-scan every process's descriptors
+// this often (0: only after an owner exits). A socket's recorded owner can
+// close its copy and live on (the socket passed over a UNIX socket, or
+// left to a forked child), or exec another program: nothing the kernel
+// side sees. The periodic re-scan bounds how long such an owner, or its
+// old command name, stays on the socket's events.
+func (t *Tracer) SetRescanInterval(d time.Duration) {
+	t.every = d
+	t.nextScan = time.Now().Add(d)
 }
 
 // Open loads and attaches the kernel side and takes stock of the sockets
@@ -240,7 +253,12 @@ func (t *Tracer) housekeeping(h Handlers) error {
 	if err := t.reportLost(); err != nil {
 		return err
 	}
-	if !t.rescanAt.IsZero() && !time.Now().Before(t.rescanAt) {
+	now := time.Now()
+	periodic := t.every > 0 && !now.Before(t.nextScan)
+	if periodic || !t.rescanAt.IsZero() && !now.Before(t.rescanAt) {
+		if t.every > 0 {
+			t.nextScan = now.Add(t.every)
+		}
 		err := t.RefreshOwners()
 		t.exited = make(map[uint32]bool)
 		t.rescanAt = time.Time{}
@@ -265,3 +283,8 @@ func (t *Tracer) Close() error { return t.probe.Close() }
 
 // Clock returns a converter for the records' timestamps.
 func Clock() ktime.Clock { return ktime.NewClock() }
+
+// MapEntries counts the entries of the kernel's per-socket maps. It only
+// makes bpf() calls on maps tcplens holds, so any goroutine may call it
+// while Run runs (not after Close).
+func (t *Tracer) MapEntries() map[string]int { return t.probe.MapEntries() }
