@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/netip"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/tcplens/tcplens/internal/event"
@@ -41,12 +40,13 @@ type Host struct {
 type JSON struct {
 	w     *bufio.Writer
 	clock ktime.Clock
+	ts    tsFormatter
 	buf   []byte
 }
 
 // NewJSON returns a JSON-lines writer over w.
 func NewJSON(w io.Writer, clock ktime.Clock) *JSON {
-	return &JSON{w: bufio.NewWriterSize(w, 64<<10), clock: clock, buf: make([]byte, 0, 512)}
+	return &JSON{w: bufio.NewWriterSize(w, 256<<10), clock: clock, ts: tsFormatter{clock: clock}, buf: make([]byte, 0, 512)}
 }
 
 // State writes one "type":"state" line.
@@ -136,7 +136,7 @@ func (j *JSON) CloseWait(c *lifecycle.CloseWait) error {
 // Summary writes one "type":"summary" line for one process.
 func (j *JSON) Summary(s *lifecycle.Summary) error {
 	b := append(j.buf[:0], `{"ts":"`...)
-	b = j.clock.Wall(s.TS).AppendFormat(b, time.RFC3339Nano)
+	b = j.ts.append(b, s.TS)
 	b = append(b, `","type":"summary","pid":`...)
 	b = strconv.AppendUint(b, uint64(s.Pid), 10)
 	b = append(b, `,"comm":`...)
@@ -175,7 +175,7 @@ func (j *JSON) Summary(s *lifecycle.Summary) error {
 // Host writes one "type":"host" line.
 func (j *JSON) Host(h *Host) error {
 	b := append(j.buf[:0], `{"ts":"`...)
-	b = j.clock.Wall(h.TS).AppendFormat(b, time.RFC3339Nano)
+	b = j.ts.append(b, h.TS)
 	b = append(b, `","type":"host","time_wait":`...)
 	b = strconv.AppendInt(b, int64(h.TimeWait), 10)
 	b = appendField(b, "time_wait_overflows", h.TimeWaitOverflows)
@@ -220,7 +220,7 @@ func appendField(b []byte, name string, v uint64) []byte {
 // the object open for the line's own fields.
 func (j *JSON) appendCommon(b []byte, ts uint64, typ string, r *event.Record) []byte {
 	b = append(b, `{"ts":"`...)
-	b = j.clock.Wall(ts).AppendFormat(b, time.RFC3339Nano)
+	b = j.ts.append(b, ts)
 	b = append(b, `","type":"`...)
 	b = append(b, typ...)
 	b = append(b, `","sock":`...)

@@ -3,7 +3,6 @@ package output
 import (
 	"fmt"
 	"strconv"
-	"time"
 )
 
 // Lost writes one "type":"lost" line: n records the kernel dropped (ring
@@ -11,7 +10,7 @@ import (
 func (j *JSON) Lost(ts, n uint64) error {
 	b := j.buf[:0]
 	b = append(b, `{"ts":"`...)
-	b = j.clock.Wall(ts).AppendFormat(b, time.RFC3339Nano)
+	b = j.ts.append(b, ts)
 	b = append(b, `","type":"lost","lost":`...)
 	b = strconv.AppendUint(b, n, 10)
 	b = append(b, "}\n"...)

@@ -3,6 +3,7 @@ package output
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/netip"
 	"strings"
 	"testing"
@@ -169,5 +170,25 @@ func TestTextReport(t *testing.T) {
 		if err != nil || !strings.Contains(out, want) {
 			t.Errorf("report lacks %q (%v):\n%s", want, err, out)
 		}
+	}
+}
+
+func TestTimestampsMatchRFC3339Nano(t *testing.T) {
+	f := tsFormatter{clock: ktime.FixedClock(epoch)}
+	for _, ns := range []uint64{0, 1, 10, 999_999_999, 1_000_000_000, 1_500_000_000, 1_500_000_001, 86_400_123_456_789, 1_700_000_000_000_000_000} {
+		want := ktime.FixedClock(epoch).Wall(ns).Format(time.RFC3339Nano)
+		if got := string(f.append(nil, ns)); got != want {
+			t.Errorf("%d: %s, want %s", ns, got, want)
+		}
+	}
+}
+
+func BenchmarkJSONState(b *testing.B) {
+	w := NewJSON(io.Discard, ktime.FixedClock(epoch))
+	r := sample()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		r.TS += 1000
+		w.State(&r)
 	}
 }
