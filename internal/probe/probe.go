@@ -296,13 +296,22 @@ func (p *Probe) Scan() ([]event.Seed, error) {
 // owner: when the recorded owner is not among holders (none recorded yet,
 // it exited, or it handed the descriptor on), the first holder becomes the
 // owner. holders are the scan's entries for one socket, lowest pid first.
-// It returns the owner the kernel now records.
-func (p *Probe) Adopt(holders []event.Seed) (event.Seed, error) {
+// Only with create does it add an entry the kernel lacks (the start-up
+// scan, for sockets that are not in CLOSE): a later scan must not bring
+// back the entry of a socket that closed, and was destroyed, since the
+// scan saw it. It returns the owner the kernel now records, and whether
+// the kernel has an entry for the socket at all.
+func (p *Probe) Adopt(holders []event.Seed, create bool) (event.Seed, bool, error) {
 	s := holders[0]
 	var si bpfobj.TcplensSockInfo
 	err := p.objs.Socks.Lookup(s.Cookie, &si)
+	flag := ebpf.UpdateExist
 	switch {
 	case errors.Is(err, ebpf.ErrKeyNotExist):
+		if !create || s.State == event.Close {
+			return s, false, nil
+		}
+		flag = ebpf.UpdateNoExist
 		si = bpfobj.TcplensSockInfo{
 			Family: uint16(s.Family), Sport: s.SPort, Dport: s.DPort, State: uint8(s.State),
 			Flags: uint8(bpfobj.TcplensSockFlagSOCK_F_SEEDED | bpfobj.TcplensSockFlagSOCK_F_HAVE_ADDRS),
@@ -310,7 +319,7 @@ func (p *Probe) Adopt(holders []event.Seed) (event.Seed, error) {
 		si.Saddr = addrBytes(s.SAddr, s.Family)
 		si.Daddr = addrBytes(s.DAddr, s.Family)
 	case err != nil:
-		return s, fmt.Errorf("look up socket %d: %w", s.Cookie, err)
+		return s, false, fmt.Errorf("look up socket %d: %w", s.Cookie, err)
 	default:
 		for _, h := range holders {
 			if h.Tgid != si.OwnerTgid {
@@ -320,23 +329,26 @@ func (p *Probe) Adopt(holders []event.Seed) (event.Seed, error) {
 			if c := commBytes(h.Comm); c != si.Comm {
 				si.Comm = c
 				if err := p.objs.Socks.Update(s.Cookie, &si, ebpf.UpdateExist); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-					return h, fmt.Errorf("record owner of socket %d: %w", s.Cookie, err)
+					return h, true, fmt.Errorf("record owner of socket %d: %w", s.Cookie, err)
 				}
 			}
-			return h, nil
+			return h, true, nil
 		}
 	}
 	si.OwnerTgid = s.Tgid
 	si.CgroupId = s.Cgroup
 	si.Flags &^= uint8(bpfobj.TcplensSockFlagSOCK_F_INHERITED)
 	si.Comm = commBytes(s.Comm)
-	if err := p.objs.Socks.Update(s.Cookie, &si, ebpf.UpdateAny); err != nil {
-		return s, fmt.Errorf("record owner of socket %d: %w", s.Cookie, err)
+	if err := p.objs.Socks.Update(s.Cookie, &si, flag); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) || errors.Is(err, ebpf.ErrKeyExist) {
+			return s, false, nil // closed, or first seen by the kernel, meanwhile
+		}
+		return s, false, fmt.Errorf("record owner of socket %d: %w", s.Cookie, err)
 	}
 	if s.State == event.Listen {
 		p.adoptListener(s)
 	}
-	return s, nil
+	return s, true, nil
 }
 
 func (p *Probe) adoptListener(s event.Seed) {

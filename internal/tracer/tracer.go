@@ -107,9 +107,12 @@ func (t *Tracer) adoptScan() error {
 	first := !t.scanned
 	t.scanned = true
 	for _, cookie := range order {
-		owner, err := t.probe.Adopt(holders[cookie])
+		owner, tracked, err := t.probe.Adopt(holders[cookie], first)
 		if err != nil {
 			return err
+		}
+		if !tracked {
+			continue
 		}
 		if t.agg {
 			// Only watched CLOSE_WAIT sockets: nothing else would ever
@@ -125,7 +128,9 @@ func (t *Tracer) adoptScan() error {
 				}
 			}
 		}
-		t.table.Seed(owner)
+		if first {
+			t.table.Seed(owner)
+		}
 		t.table.SetOwner(cookie, owner.Tgid, owner.Comm, int32(owner.FD))
 	}
 	return nil
