@@ -19,8 +19,7 @@ func acceptAndClose(ln net.Listener) {
 
 // churn opens and closes n connections to addr, one after another.
 func churn(addr string, n int) error {
-	d := net.Dialer{Timeout: 10 * time.Second}
-	d.SetMultipathTCP(false)
+	d := tcpDialer(10 * time.Second)
 	for i := 0; i < n; i++ {
 		c, err := d.Dial("tcp", addr)
 		if err != nil {

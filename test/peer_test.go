@@ -16,6 +16,14 @@ import (
 	"time"
 )
 
+// tcpDialer dials plain TCP (Go would use MPTCP where the kernel has it):
+// ss -t shows what the tests look at.
+func tcpDialer(timeout time.Duration) *net.Dialer {
+	d := &net.Dialer{Timeout: timeout}
+	d.SetMultipathTCP(false)
+	return d
+}
+
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
@@ -89,29 +97,27 @@ func servePeer(in io.Reader, out io.Writer) {
 				reply("ok %s %s", last.LocalAddr(), last.RemoteAddr())
 			}
 		case "connect":
-			d := net.Dialer{Timeout: 10 * time.Second}
-			d.SetMultipathTCP(false)
+			d := tcpDialer(10 * time.Second)
 			last, err = d.Dial("tcp", f[1])
 			if err == nil {
 				conns = append(conns, last)
 				reply("ok %s %s", last.LocalAddr(), last.RemoteAddr())
 			}
 		case "connectfrom": // connectfrom LOCALPORT ADDR: reuse a local port
-			d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{Port: atoi(f[1])},
-				Control: func(_, _ string, c syscall.RawConn) error {
-					return c.Control(func(fd uintptr) {
-						syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
-					})
-				}}
-			d.SetMultipathTCP(false)
+			d := tcpDialer(10 * time.Second)
+			d.LocalAddr = &net.TCPAddr{Port: atoi(f[1])}
+			d.Control = func(_, _ string, c syscall.RawConn) error {
+				return c.Control(func(fd uintptr) {
+					syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+				})
+			}
 			last, err = d.Dial("tcp", f[2])
 			if err == nil {
 				conns = append(conns, last)
 				reply("ok %s %s", last.LocalAddr(), last.RemoteAddr())
 			}
 		case "tryconnect": // tryconnect ADDR TIMEOUT: report how a connect ends
-			d := net.Dialer{Timeout: mustDuration(f[2])}
-			d.SetMultipathTCP(false)
+			d := tcpDialer(mustDuration(f[2]))
 			c, cerr := d.Dial("tcp", f[1])
 			if cerr == nil {
 				conns = append(conns, c)
@@ -351,8 +357,7 @@ func (h *heldConns) acceptAll(ln net.Listener) {
 }
 
 func (h *heldConns) dial(addr string, n int, shutWrite bool) error {
-	d := net.Dialer{Timeout: 10 * time.Second}
-	d.SetMultipathTCP(false)
+	d := tcpDialer(10 * time.Second)
 	for i := 0; i < n; i++ {
 		c, err := d.Dial("tcp", addr)
 		if err != nil {
