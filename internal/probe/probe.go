@@ -262,15 +262,32 @@ func (p *Probe) Counters() (Counters, error) {
 	}
 	c.Skipped = p.Skipped()
 	for idx, dst := range fields {
-		var perCPU []uint64
-		if err := p.objs.Counters.Lookup(uint32(idx), &perCPU); err != nil {
-			return c, fmt.Errorf("read counter %d: %w", idx, err)
+		v, err := p.counter(idx)
+		if err != nil {
+			return c, err
 		}
-		for _, v := range perCPU {
-			*dst += v
-		}
+		*dst = v
 	}
 	return c, nil
+}
+
+// RingFull reads only the count of records lost to a full ring buffer:
+// the one counter checked at every poll.
+func (p *Probe) RingFull() (uint64, error) {
+	return p.counter(bpfobj.TcplensCounterCOUNTER_RINGBUF_FULL)
+}
+
+// counter sums one per-CPU counter.
+func (p *Probe) counter(idx bpfobj.TcplensCounter) (uint64, error) {
+	var perCPU []uint64
+	if err := p.objs.Counters.Lookup(uint32(idx), &perCPU); err != nil {
+		return 0, fmt.Errorf("read counter %d: %w", idx, err)
+	}
+	var sum uint64
+	for _, v := range perCPU {
+		sum += v
+	}
+	return sum, nil
 }
 
 // Scan lists every TCP socket descriptor of every process (iter/task_file).

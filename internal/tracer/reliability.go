@@ -61,16 +61,18 @@ func (t *Tracer) OnLost(h LostHandler) { t.rel.onLost = h }
 // Reported is the total of the losses handed to the LostHandler.
 func (t *Tracer) Reported() uint64 { return t.rel.reported }
 
+// reportLost runs at every poll: it reads the one counter it needs, not
+// every counter and every program's statistics.
 func (t *Tracer) reportLost() error {
-	c, err := t.probe.Counters()
+	full, err := t.probe.RingFull()
 	if err != nil {
 		return fmt.Errorf("read kernel counters: %w", err)
 	}
-	if c.RingFull <= t.rel.reported {
+	if full <= t.rel.reported {
 		return nil
 	}
-	n := c.RingFull - t.rel.reported
-	t.rel.reported = c.RingFull
+	n := full - t.rel.reported
+	t.rel.reported = full
 	if t.rel.onLost == nil {
 		return nil
 	}
