@@ -73,17 +73,6 @@ func (t *Table) Get(cookie uint64) (Entry, bool) {
 // Owns reports whether the process owns any live socket.
 func (t *Table) Owns(tgid uint32) bool { return t.byOwner[tgid] > 0 }
 
-// OwnedBy lists the live sockets a process owns.
-func (t *Table) OwnedBy(tgid uint32) []uint64 {
-	var out []uint64
-	for c, e := range t.socks {
-		if e.Owner == tgid {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // Len is the number of live sockets.
 func (t *Table) Len() int { return len(t.socks) }
 

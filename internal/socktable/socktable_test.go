@@ -21,8 +21,8 @@ func TestTable(t *testing.T) {
 		t.Error("seed overrode a known socket")
 	}
 	tb.Seed(event.Seed{Cookie: 2, Tgid: 12, State: event.CloseWait})
-	if got := tb.OwnedBy(12); len(got) != 1 || got[0] != 2 {
-		t.Errorf("OwnedBy(12) = %v", got)
+	if e, ok := tb.Get(2); !ok || e.Owner != 12 || !tb.Owns(12) {
+		t.Errorf("seeded socket: %+v %v", e, ok)
 	}
 	tb.SetOwner(2, 13, "child", 5)
 	if tb.Owns(12) || !tb.Owns(13) {
