@@ -3,7 +3,7 @@
  * tcplens kernel side: every TCP state transition, attributed to the process
  * that owns the socket, through one ring buffer.
  *
- * Hooks (all tracepoints; no kprobes or fentry needed):
+ * Hooks (all tracepoints but one optional fexit; no kprobes needed):
  *   tp_btf/inet_sock_set_state   every transition of a full TCP socket
  *   tp_btf/timer_start           three kernel timers, told apart by function:
  *                                - tcp_write_timer: releases the held-back
@@ -17,8 +17,9 @@
  *   tp_btf/tcp_receive_reset, tp_btf/tcp_send_reset   resets per socket
  *   tp_btf/tcp_destroy_sock      a socket whose ->CLOSE the kernel skipped
  *                                (recursion) still ends, and its entry goes
+ *   fexit/inet_accept            ownership of accepted sockets, where the
+ *                                kernel allows fexit; else, when asked,
  *   tracepoint/syscalls/sys_exit_accept{,4}
- *                                ownership of accepted sockets
  *   tp_btf/sched_process_exit    tells user space an owner is gone
  *   iter/task_file               start-up scan: which process holds which socket
  */
@@ -48,6 +49,7 @@ const struct record *unused_record __attribute__((unused));
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
 #define TCP_SYN_RECV 3
+#define TCP_FIN_WAIT1 4
 #define TCP_TIME_WAIT 6
 #define TCP_CLOSE_WAIT 8
 #define TCP_LAST_ACK 9
@@ -253,12 +255,17 @@ struct sk_view {
 /*
  * Fill v from a tracepoint's socket argument: a BTF pointer, so plain loads
  * (the verifier makes them fault-safe) instead of bpf_probe_read calls.
- * inet_sport lies beyond struct sock, where plain loads are refused.
  */
 static __always_inline void view_btf(struct sk_view *v, const struct sock *sk, __u16 family)
 {
 	const struct sock_common *skc = &sk->__sk_common;
-	v->sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	/*
+	 * skc_num is inet_sport in host order, and a plain load (inet_sport
+	 * lies beyond struct sock, where only a helper call may read). It is
+	 * cleared when the port is released, after ->CLOSE is traced;
+	 * capture_addrs keeps the remembered port then.
+	 */
+	v->sport = skc->skc_num;
 	v->dport = bpf_ntohs(skc->skc_dport);
 	if (family == AF_INET) {
 		v->s[0] = skc->skc_rcv_saddr;
@@ -681,8 +688,12 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 
 	__u64 ts = bpf_ktime_get_ns();
 	__u64 skp = (__u64)sk;
-	if (oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV) {
-		/* A new child: its identity is not settled yet on every kernel. */
+	if (oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV && !sk->__sk_common.skc_dport) {
+		/*
+		 * A new child that still carries its listener's identity (no
+		 * peer port yet): kernels before 6.10 trace it inside
+		 * inet_csk_clone_lock() before setting it. Hold it.
+		 */
 		bpf_map_update_elem(&children, &skp, &ts, BPF_ANY);
 		return 0;
 	}
@@ -700,7 +711,11 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 		__builtin_memset(si, 0, sizeof(*si));
 		si->family = family;
 		__u64 *born = oldstate == TCP_SYN_RECV ? bpf_map_lookup_elem(&children, &skp) : NULL;
-		if (born) {
+		if (oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV) {
+			/* A new child with its own identity: owner from its request. */
+			capture_addrs(si, &v);
+			inherit_from_listener(si, v.netns);
+		} else if (born) {
 			/* Release the held LISTEN->SYN_RECV, now with the child's identity. */
 			__u64 born_ts = *born;
 			bpf_map_delete_elem(&children, &skp);
@@ -715,6 +730,16 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	 * owning process's own system call: current is the owner.
 	 */
 	if (oldstate == TCP_CLOSE && (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN))
+		own_by_current(si);
+	/*
+	 * ESTABLISHED->FIN_WAIT1 and CLOSE_WAIT->LAST_ACK happen only in
+	 * close() or shutdown(), in the process holding the descriptor: a
+	 * socket still attributed to its listener's owner (accept() not
+	 * hooked, or handed to another process) gets its real owner here.
+	 */
+	else if ((si->flags & SOCK_F_INHERITED) &&
+		 ((oldstate == TCP_ESTABLISHED && newstate == TCP_FIN_WAIT1) ||
+		  (oldstate == TCP_CLOSE_WAIT && newstate == TCP_LAST_ACK)))
 		own_by_current(si);
 	capture_addrs(si, &v);
 
@@ -1022,6 +1047,59 @@ int BPF_PROG(on_destroy_sock, struct sock *sk)
 	return 0;
 }
 
+/*
+ * The accepting process now owns sk (fd: its new descriptor, or -1 where
+ * not known yet). The socket was created in softirq context, so only here
+ * do we learn who really holds it (prefork servers, handed-off listeners).
+ */
+static __always_inline void note_accept(const struct sock *sk, long fd)
+{
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return;
+	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (!cookie)
+		return;
+	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
+	if (!si)
+		return;
+	own_by_current(si);
+	if (!passes_filters(si))
+		return;
+	if (!stream_transitions && !bpf_map_lookup_elem(&cw_watch, &cookie))
+		return; /* summary-only: owners are in socks; only watched sockets stream */
+	struct record *r = reserve();
+	if (!r)
+		return;
+	fill_from_info(r, si);
+	r->kind = RECORD_ACCEPT;
+	r->ts_ns = bpf_ktime_get_ns();
+	r->cookie = cookie;
+	r->fd = fd;
+	r->current_tgid = si->owner_tgid;
+	r->old_state = si->state;
+	r->new_state = si->state;
+	__builtin_memset(r->pad, 0, sizeof(r->pad));
+	bpf_ringbuf_submit(r, wakeup_flags());
+}
+
+/*
+ * accept() as seen from inside the kernel: inet_accept() returned 0 with
+ * the new socket grafted onto newsock. Costs nothing outside accept(),
+ * unlike the syscall tracepoints below, but needs fexit (production
+ * kernels; refused on some) and the descriptor is installed only later.
+ * inet_accept's other parameters changed across kernels: only the first
+ * two are named, the return value comes from bpf_get_func_ret.
+ */
+SEC("fexit/inet_accept")
+int BPF_PROG(on_inet_accept, struct socket *sock, struct socket *newsock)
+{
+	__u64 ret = 1;
+	if (bpf_get_func_ret(ctx, &ret) || (int)ret != 0)
+		return 0;
+	note_accept(BPF_CORE_READ(newsock, sk), -1);
+	return 0;
+}
+
 /* Layout of syscalls/sys_exit_* tracepoint records. */
 struct sys_exit_args {
 	__u64 common;
@@ -1030,9 +1108,9 @@ struct sys_exit_args {
 };
 
 /*
- * accept() returned fd: the calling process now owns the socket behind it.
- * The socket was created in softirq context, so only here do we learn who
- * really holds it (prefork servers, handed-off listeners).
+ * accept() returned fd, seen at the system call's exit. Attaching any
+ * syscall tracepoint sends every system call on the host through the
+ * tracing slow path, so the loader uses these only when asked to.
  */
 static __always_inline int on_accept_exit(struct sys_exit_args *ctx)
 {
@@ -1048,33 +1126,7 @@ static __always_inline int on_accept_exit(struct sys_exit_args *ctx)
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
 		return 0;
 	struct socket *sock = BPF_CORE_READ(file, private_data);
-	struct sock *sk = BPF_CORE_READ(sock, sk);
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
-		return 0;
-	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
-	if (!cookie)
-		return 0;
-	struct sock_info *si = bpf_map_lookup_elem(&socks, &cookie);
-	if (!si)
-		return 0;
-	own_by_current(si);
-	if (!passes_filters(si))
-		return 0;
-	if (!stream_transitions && !bpf_map_lookup_elem(&cw_watch, &cookie))
-		return 0; /* summary-only: owners are in socks; only watched sockets stream */
-	struct record *r = reserve();
-	if (!r)
-		return 0;
-	fill_from_info(r, si);
-	r->kind = RECORD_ACCEPT;
-	r->ts_ns = bpf_ktime_get_ns();
-	r->cookie = cookie;
-	r->fd = fd;
-	r->current_tgid = si->owner_tgid;
-	r->old_state = si->state;
-	r->new_state = si->state;
-	__builtin_memset(r->pad, 0, sizeof(r->pad));
-	bpf_ringbuf_submit(r, wakeup_flags());
+	note_accept(BPF_CORE_READ(sock, sk), fd);
 	return 0;
 }
 

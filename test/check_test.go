@@ -23,7 +23,8 @@ func TestCheck(t *testing.T) {
 		`(?m)^tcplens --check on Linux \S+`,
 		`(?m)^  ok +tp_btf/inet_sock_set_state +on_set_state \(required\)$`,
 		`(?m)^  (ok|degraded) +tp_btf/sched_process_exit +on_process_exit`,
-		`(?m)^  (ok|degraded) +tracepoint/syscalls/sys_exit_accept4 +on_accept4_exit`,
+		`(?m)^  off +tracepoint/syscalls/sys_exit_accept4 +on_accept4_exit: not requested \(--accept-hook auto\)$`,
+		`(?m)^  (ok|off) +fexit/inet_accept +on_inet_accept`,
 		`(?m)^  ok +iter/task_file +start-up scan found \d+ existing sockets$`,
 		`(?m)^result: ok`,
 	} {

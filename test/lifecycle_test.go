@@ -67,7 +67,7 @@ func requireNft(t *testing.T) {
 // retransmission, microseconds where nothing was lost.
 func TestHandshakeLatency(t *testing.T) {
 	requireNft(t)
-	rt := startTool(t)
+	rt := startTool(t, "--accept-hook", "syscalls") // accept lines with descriptors
 	ns := netns(t, "tcplens-hs")
 	nft(t, ns, "add", "table", "inet", "tl")
 	nft(t, ns, "add", "chain", "inet", "tl", "out", "{ type filter hook output priority 0; }")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tcplens/tcplens/internal/event"
 	"github.com/tcplens/tcplens/internal/probe"
+	"github.com/tcplens/tcplens/internal/tracer"
 )
 
 // clientClosesFirst ends the last connection of cli and srv the usual way:
@@ -264,9 +265,39 @@ func TestExistingSockets(t *testing.T) {
 
 // TestAcceptedByAnotherProcess: the listener is created by one process and
 // shared (prefork style); the process that accepts owns the connection from
-// accept() on, while the handshake belongs to the listener's owner.
+// accept() on, while the handshake belongs to the listener's owner. Without
+// an accept hook the holder is learnt when it closes the socket.
 func TestAcceptedByAnotherProcess(t *testing.T) {
-	c := startCollector(t, probe.Config{})
+	for _, tc := range []struct {
+		hook    probe.AcceptHook
+		pidFrom int // first transition attributed to the accepting worker
+	}{
+		{probe.AcceptSyscalls, 2}, // ESTABLISHED->CLOSE_WAIT
+		{probe.AcceptFexit, 2},
+		{probe.AcceptOff, 3}, // CLOSE_WAIT->LAST_ACK: the worker's close()
+	} {
+		t.Run(string(tc.hook), func(t *testing.T) {
+			if tc.hook == probe.AcceptFexit {
+				requireFexit(t)
+			}
+			acceptedByAnotherProcess(t, tc.hook, tc.pidFrom)
+		})
+	}
+}
+
+// requireFexit skips where the kernel refuses fexit programs (this
+// project's development VMs); the VM stage's 6.1 kernel allows them.
+func requireFexit(t *testing.T) {
+	requireRoot(t)
+	tr, err := tracer.Open(probe.Config{AcceptHook: probe.AcceptFexit})
+	if err != nil {
+		t.Skipf("no fexit here: %v", err)
+	}
+	tr.Close()
+}
+
+func acceptedByAnotherProcess(t *testing.T, hook probe.AcceptHook, pidFrom int) {
+	c := startCollector(t, probe.Config{AcceptHook: hook})
 	lc := net.ListenConfig{}
 	lc.SetMultipathTCP(false)
 	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
@@ -290,6 +321,21 @@ func TestAcceptedByAnotherProcess(t *testing.T) {
 		return closedSocket(cliLocal, srvLocal)(rs) && closedSocket(srvLocal, cliLocal)(rs)
 	})
 	checkSocket(t, "server", recs, want{seq: serverSeq, local: srvLocal, remote: cliLocal,
-		pid: os.Getpid(), pidAfter: worker.Pid, pidFrom: 2})
+		pid: os.Getpid(), pidAfter: worker.Pid, pidFrom: pidFrom})
+	srvSock, _ := socketOf(recs, srvLocal, cliLocal)
+	var accepts []event.Record
+	for _, r := range recs {
+		if r.Kind == event.KindAccept && r.Cookie == srvSock {
+			accepts = append(accepts, r)
+		}
+	}
+	switch {
+	case hook == probe.AcceptOff && len(accepts) != 0:
+		t.Errorf("accept records without an accept hook: %+v", accepts)
+	case hook != probe.AcceptOff && (len(accepts) != 1 || int(accepts[0].Owner) != worker.Pid):
+		t.Errorf("accept records %+v, want one by the worker %d", accepts, worker.Pid)
+	case hook == probe.AcceptSyscalls && accepts[0].FD < 3, hook == probe.AcceptFexit && accepts[0].FD != -1:
+		t.Errorf("accept record fd %d with the %s hook", accepts[0].FD, hook)
+	}
 	checkSocket(t, "client", recs, want{seq: clientSeq, local: cliLocal, remote: srvLocal, pid: cli.Pid})
 }

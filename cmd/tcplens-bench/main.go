@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -162,13 +163,12 @@ func main() {
 		fatal(1, "%v", err)
 	}
 	if cfg.bpfStats {
-		// A BPF_ENABLE_STATS descriptor: stats stay on while it is open and
-		// go back to the sysctl's setting when this process exits.
-		closer, err := ebpf.EnableStats(0 /* BPF_STATS_RUN_TIME */)
+		// Fail early, not after the first mode's rounds.
+		stats, err := enableStats()
 		if err != nil {
-			fatal(1, "enable BPF run-time statistics: %v", err)
+			fatal(1, "%v", err)
 		}
-		defer closer.Close()
+		stats.Close()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -291,13 +291,68 @@ func runMode(ctx context.Context, cfg *config, m mode) *modeResult {
 		logf("  round %d: baseline %.0f conn/s, traced %.0f conn/s, tcplens cpu %.2fs, events %d/%d expected, lost %d, missed %d",
 			i+1, base.ConnsPerSec, traced.ConnsPerSec, last.CPUSeconds, last.EventsOurs, last.EventsExpected, last.Lost, last.Missed)
 	}
+	if cfg.bpfStats && ctx.Err() == nil {
+		if err := runCostRound(cfg, m, mr); err != nil {
+			mr.fail("cost round: %v", err)
+			return mr
+		}
+	}
 	mr.finish()
 	return mr
+}
+
+// runCostRound runs one more traced round with the kernel's BPF run-time
+// statistics on, for the per-program cost table. It is kept out of the
+// overhead figures: the statistics themselves cost two clock reads per
+// program run, which the tracer does not pay in production.
+func runCostRound(cfg *config, m mode, mr *modeResult) error {
+	stats, err := enableStats()
+	if err != nil {
+		return err
+	}
+	defer stats.Close()
+	outPath := filepath.Join(cfg.outDir, m.Name+"-cost.out")
+	defer os.Remove(outPath)
+	t, err := startTracer(cfg, m, outPath)
+	if err != nil {
+		return err
+	}
+	traced, err := runChurn(cfg, cfg.round)
+	if err != nil {
+		t.kill()
+		return err
+	}
+	time.Sleep(cfg.settle)
+	tr, err := t.stop(cfg, 0)
+	if err != nil {
+		return err
+	}
+	mr.addCost(traced, tr)
+	logf("  cost round (bpf_stats on): traced %.0f conn/s", traced.ConnsPerSec)
+	return nil
+}
+
+// enableStats turns on the kernel's BPF run-time statistics until the
+// returned descriptor is closed (or this process exits).
+func enableStats() (io.Closer, error) {
+	c, err := ebpf.EnableStats(0 /* BPF_STATS_RUN_TIME */)
+	if err != nil {
+		return nil, fmt.Errorf("enable BPF run-time statistics: %w", err)
+	}
+	return c, nil
 }
 
 func runSoak(ctx context.Context, cfg *config, m mode) *modeResult {
 	mr := &modeResult{Name: m.Name, Args: m.Args, Status: "ok", programs: map[string]progStat{}}
 	logf("mode %s: soak of %v", m.Name, cfg.soak)
+	if cfg.bpfStats {
+		stats, err := enableStats()
+		if err != nil {
+			mr.fail("%v", err)
+			return mr
+		}
+		defer stats.Close()
+	}
 	samples, res, tr, err := soak(ctx, cfg, m)
 	mr.Soak = samples
 	if err != nil {
@@ -305,6 +360,7 @@ func runSoak(ctx context.Context, cfg *config, m mode) *modeResult {
 		return mr
 	}
 	mr.addTraced(mode{Name: m.Name, Args: m.Args}, res, tr) // output went to /dev/null: no line counts
+	mr.addCost(res, tr)
 	mr.finish()
 	return mr
 }
@@ -359,11 +415,12 @@ type modeResult struct {
 	Untracked      uint64  `json:"sockets_untracked"`
 	OutputBytes    int64   `json:"output_bytes"`
 
-	Programs []programResult `json:"programs"`
-	Rounds   []roundResult   `json:"rounds"`
-	Soak     []soakSample    `json:"soak,omitempty"`
+	Programs  []programResult `json:"programs"`   // from the cost round
+	CostConns uint64          `json:"cost_conns"` // connections of the cost round
+	Rounds    []roundResult   `json:"rounds"`
+	Soak      []soakSample    `json:"soak,omitempty"`
 
-	programs map[string]progStat
+	programs map[string]progStat // from the cost round (bpf_stats on)
 }
 
 type programResult struct {
@@ -415,17 +472,13 @@ func (mr *modeResult) addTraced(m mode, c *churnResult, t *tracedRound) {
 	mr.DecodeErrors += t.Counters.DecodeErrors
 	mr.Untracked += t.Counters.Untracked
 	mr.OutputBytes += t.OutputBytes
-	for name, s := range t.Programs {
-		a := mr.programs[name]
-		a.Name, a.Runtime, a.Runs, a.Misses = name, a.Runtime+s.Runtime, a.Runs+s.Runs, a.Misses+s.Misses
-		mr.programs[name] = a
-	}
 	rr := roundResult{Traced: c.ConnsPerSec, Conns: c.Conns, ChurnErrors: c.Errors + c.ServerErrs,
 		CPUSeconds: (t.CPUUser + t.CPUSys).Seconds(), PeakRSS: t.PeakRSS, RSSEnd: t.RSSEnd,
 		EventsOurs: t.OurLines, EventsEmitted: t.Counters.Emitted, Lost: t.Counters.Lost}
 	for _, s := range t.Programs {
-		rr.Missed += s.Misses
+		rr.Missed += s.Misses // counted by the kernel with or without statistics
 	}
+	mr.Missed += rr.Missed
 	if m.Lines {
 		rr.EventsExpected = expected
 	}
@@ -433,6 +486,16 @@ func (mr *modeResult) addTraced(m mode, c *churnResult, t *tracedRound) {
 		rr.Baseline = mr.Baseline[n-1]
 	}
 	mr.Rounds = append(mr.Rounds, rr)
+}
+
+// addCost adds a round's per-program run-time statistics.
+func (mr *modeResult) addCost(c *churnResult, t *tracedRound) {
+	mr.CostConns += c.Conns
+	for name, s := range t.Programs {
+		a := mr.programs[name]
+		a.Name, a.Runtime, a.Runs, a.Misses = name, a.Runtime+s.Runtime, a.Runs+s.Runs, a.Misses+s.Misses
+		mr.programs[name] = a
+	}
 }
 
 func (mr *modeResult) finish() {
@@ -452,12 +515,11 @@ func (mr *modeResult) finish() {
 		if s.Runs > 0 {
 			p.NsPerRun = float64(s.Runtime.Nanoseconds()) / float64(s.Runs)
 		}
-		if mr.Conns > 0 {
-			p.RunsPerConn = float64(s.Runs) / float64(mr.Conns)
-			p.NsPerConn = float64(s.Runtime.Nanoseconds()) / float64(mr.Conns)
+		if mr.CostConns > 0 {
+			p.RunsPerConn = float64(s.Runs) / float64(mr.CostConns)
+			p.NsPerConn = float64(s.Runtime.Nanoseconds()) / float64(mr.CostConns)
 		}
 		mr.Programs = append(mr.Programs, p)
-		mr.Missed += s.Misses
 	}
 	sort.Slice(mr.Programs, func(i, j int) bool { return mr.Programs[i].Name < mr.Programs[j].Name })
 }

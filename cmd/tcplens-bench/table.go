@@ -38,7 +38,7 @@ func printTable(w io.Writer, rep *report) {
 			fmt.Fprintf(w, "\n%s: %s: %s\n", m.Name, m.Status, oneLine(m.Reason))
 			continue
 		}
-		fmt.Fprintf(w, "\n%s: kernel cost per BPF program (bpf_stats, traced rounds)\n", m.Name)
+		fmt.Fprintf(w, "\n%s: kernel cost per BPF program (bpf_stats on, in a separate traced round)\n", m.Name)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "  program\tns/run\truns/conn\tns/conn\truns\tmissed\t")
 		for _, p := range m.Programs {

@@ -58,7 +58,9 @@ func writeCheck(w io.Writer, r checkReport) {
 		if h.Required {
 			note = " (required)"
 		}
-		if !h.Attached {
+		if h.Off {
+			state, note = "off", note+": "+h.Reason
+		} else if !h.Attached {
 			state, note = "degraded", note+": "+h.Reason
 			degraded++
 			used[h.Reason] = true

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -44,6 +45,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	wakeup := fs.String("wakeup-bytes", "", "wake the reader when this much data is queued (0: on every record; default 65536); records never wait longer than 100ms")
 	ring := fs.String("ring-buffer-size", "", "kernel ring buffer size in bytes: a power of two, at least the page size (default 4194304)")
 	fs.BoolVar(&o.check, "check", false, "load and attach everything, report what works on this kernel, detach and exit")
+	acceptHook := fs.String("accept-hook", string(probe.AcceptAuto), "how accept() is seen: auto (fexit where the kernel allows it, else none), fexit, syscalls (syscall tracepoints: every system call on the host gets slower) or off")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics; without a host (:9464) on 127.0.0.1 (default: no endpoint)")
 	fs.Usage = func() {} // errors are one line; the full usage is only for -h
 	if err := fs.Parse(args); err != nil {
@@ -60,6 +62,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	o.probe.AcceptHook = probe.AcceptHook(*acceptHook)
+	if !slices.Contains(probe.AcceptHooks, o.probe.AcceptHook) {
+		return o, usageError{fmt.Errorf("invalid --accept-hook %q: want auto, fexit, syscalls or off", *acceptHook)}
 	}
 	if o.format != "json" && o.format != "text" {
 		return o, usageError{fmt.Errorf("invalid --format %q: want json or text", o.format)}

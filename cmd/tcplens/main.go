@@ -78,6 +78,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, w := range t.Warnings() {
 		fmt.Fprintf(stderr, "tcplens: warning: %s\n", w)
 	}
+	for _, n := range t.Notes() {
+		fmt.Fprintf(stderr, "tcplens: note: %s\n", n)
+	}
 	restrictPrivileges(stderr)
 	t.SetRescanInterval(opts.ownerRescan)
 

@@ -210,6 +210,7 @@ const (
 	TcplensProgOnAccept4Exit     = "on_accept4_exit"
 	TcplensProgOnAcceptExitPlain = "on_accept_exit_plain"
 	TcplensProgOnDestroySock     = "on_destroy_sock"
+	TcplensProgOnInetAccept      = "on_inet_accept"
 	TcplensProgOnProcessExit     = "on_process_exit"
 	TcplensProgOnReceiveReset    = "on_receive_reset"
 	TcplensProgOnSendReset       = "on_send_reset"
@@ -278,6 +279,7 @@ type TcplensProgramSpecs struct {
 	OnAccept4Exit     *ebpf.ProgramSpec `ebpf:"on_accept4_exit"`
 	OnAcceptExitPlain *ebpf.ProgramSpec `ebpf:"on_accept_exit_plain"`
 	OnDestroySock     *ebpf.ProgramSpec `ebpf:"on_destroy_sock"`
+	OnInetAccept      *ebpf.ProgramSpec `ebpf:"on_inet_accept"`
 	OnProcessExit     *ebpf.ProgramSpec `ebpf:"on_process_exit"`
 	OnReceiveReset    *ebpf.ProgramSpec `ebpf:"on_receive_reset"`
 	OnSendReset       *ebpf.ProgramSpec `ebpf:"on_send_reset"`
@@ -405,6 +407,7 @@ type TcplensPrograms struct {
 	OnAccept4Exit     *ebpf.Program `ebpf:"on_accept4_exit"`
 	OnAcceptExitPlain *ebpf.Program `ebpf:"on_accept_exit_plain"`
 	OnDestroySock     *ebpf.Program `ebpf:"on_destroy_sock"`
+	OnInetAccept      *ebpf.Program `ebpf:"on_inet_accept"`
 	OnProcessExit     *ebpf.Program `ebpf:"on_process_exit"`
 	OnReceiveReset    *ebpf.Program `ebpf:"on_receive_reset"`
 	OnSendReset       *ebpf.Program `ebpf:"on_send_reset"`
@@ -420,6 +423,7 @@ func (p *TcplensPrograms) Close() error {
 		p.OnAccept4Exit,
 		p.OnAcceptExitPlain,
 		p.OnDestroySock,
+		p.OnInetAccept,
 		p.OnProcessExit,
 		p.OnReceiveReset,
 		p.OnSendReset,

@@ -20,6 +20,7 @@ type Hook struct {
 	Section  string // what it attaches to, e.g. tp_btf/inet_sock_set_state
 	Required bool
 	Attached bool
+	Off      bool   // not attached because the configuration did not ask for it
 	Reason   string // why it is not attached (from the warnings)
 }
 
@@ -51,7 +52,11 @@ func (p *Probe) Hooks() []Hook {
 			}
 		}
 		if !h.Attached {
-			h.Reason = reasonFor(ps.SectionName, p.warnings)
+			h.Reason = p.skipped[name]
+			h.Off = h.Reason != ""
+			if !h.Off {
+				h.Reason = reasonFor(ps.SectionName, p.warnings)
+			}
 		}
 		hooks = append(hooks, h)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -35,7 +36,35 @@ type Config struct {
 	// aggregates and sends only process exits and the transitions of
 	// watched (stuck CLOSE_WAIT) sockets.
 	Aggregate bool
+	// AcceptHook: how accept() is observed (zero value: AcceptAuto).
+	AcceptHook AcceptHook
 }
+
+// AcceptHook says how the kernel side learns which process accept()ed a
+// socket (and when, for accept lines).
+type AcceptHook string
+
+const (
+	// AcceptAuto uses fexit on inet_accept where the kernel allows it and
+	// otherwise no accept hook: accepted sockets keep their listener's
+	// owner until they are closed or an owner re-scan finds their holder.
+	AcceptAuto AcceptHook = "auto"
+	// AcceptFexit requires the fexit hook (no descriptor numbers).
+	AcceptFexit AcceptHook = "fexit"
+	// AcceptSyscalls uses the accept()/accept4() exit tracepoints: works on
+	// tracepoints alone and names the descriptor, but attaching any
+	// syscall tracepoint slows every system call on the host.
+	AcceptSyscalls AcceptHook = "syscalls"
+	// AcceptOff hooks nothing.
+	AcceptOff AcceptHook = "off"
+)
+
+// AcceptHooks lists the valid AcceptHook values.
+var AcceptHooks = []AcceptHook{AcceptAuto, AcceptFexit, AcceptSyscalls, AcceptOff}
+
+// The program that needs fexit: loaded on its own, because a kernel that
+// refuses fexit must not stop everything else from loading.
+const fexitAcceptProg = "on_inet_accept"
 
 // DefaultRingBytes holds ~30k records: seconds of the busiest churn.
 const DefaultRingBytes = 4 << 20
@@ -48,7 +77,10 @@ const DefaultWakeupBytes = 64 << 10
 
 // Probe is the loaded and attached kernel side.
 type Probe struct {
-	objs     bpfobj.TcplensObjects
+	objs     bpfobj.TcplensObjects // filled from coll (and the fexit program)
+	coll     *ebpf.Collection
+	skipped  map[string]string // program -> why it is not attached, when not a failure
+	notes    []string
 	links    []link.Link
 	reader   *ringbuf.Reader
 	warnings []string
@@ -89,10 +121,17 @@ func Open(cfg Config) (p *Probe, err error) {
 	if cfg.VerifierLogs {
 		opts.Programs.LogLevel = ebpf.LogLevelInstruction
 	}
-	if err := spec.LoadAndAssign(&p.objs, opts); err != nil {
+	full := spec.Copy()
+	delete(spec.Programs, fexitAcceptProg)
+	if p.coll, err = ebpf.NewCollectionWithOptions(spec, *opts); err != nil {
 		return nil, explainLoadError(err, cfg.VerifierLogs)
 	}
+	setByTag(&p.objs.TcplensMaps, p.coll.Maps)
+	setByTag(&p.objs.TcplensPrograms, p.coll.Programs)
 	if err := p.attach(); err != nil {
+		return nil, err
+	}
+	if err := p.attachAccept(full, opts); err != nil {
 		return nil, err
 	}
 	if p.reader, err = ringbuf.NewReader(p.objs.Events); err != nil {
@@ -178,9 +217,72 @@ func (p *Probe) attach() error {
 		p.links = append(p.links, l)
 	}
 
+	return nil
+}
+
+// attachAccept attaches the accept() hook cfg.AcceptHook asks for. Only an
+// explicitly requested fexit hook that cannot be had is an error.
+func (p *Probe) attachAccept(full *ebpf.CollectionSpec, opts *ebpf.CollectionOptions) error {
+	p.skipped = map[string]string{}
+	mode := p.cfg.AcceptHook
+	if mode == "" {
+		mode = AcceptAuto
+	}
+	const withoutAccept = "accepted sockets keep their listener's owner until close() or the next owner re-scan, and no accept lines are written"
+	if mode != AcceptSyscalls {
+		why := fmt.Sprintf("not requested (--accept-hook %s)", mode)
+		p.skipped["on_accept4_exit"], p.skipped["on_accept_exit_plain"] = why, why
+	}
+	switch mode {
+	case AcceptOff:
+		p.skipped[fexitAcceptProg] = "not requested (--accept-hook off)"
+		return nil
+	case AcceptSyscalls:
+		p.skipped[fexitAcceptProg] = "not requested (--accept-hook syscalls)"
+		p.attachAcceptSyscalls()
+		return nil
+	}
+	err := p.attachAcceptFexit(full, opts)
+	switch {
+	case err == nil:
+		return nil
+	case mode == AcceptFexit:
+		return fmt.Errorf("--accept-hook fexit: %w", err)
+	default:
+		// The designed fallback of auto, not a fault: a note, and "off" in --check.
+		msg := fmt.Sprintf("%v: %s; --accept-hook syscalls gets them through syscall tracepoints, which slow every system call on the host", err, withoutAccept)
+		p.notes = append(p.notes, msg)
+		p.skipped[fexitAcceptProg] = msg
+		return nil
+	}
+}
+
+func (p *Probe) attachAcceptFexit(full *ebpf.CollectionSpec, opts *ebpf.CollectionOptions) error {
+	var obj struct {
+		Prog *ebpf.Program `ebpf:"on_inet_accept"`
+	}
+	o := *opts
+	o.MapReplacements = p.coll.Maps // share every map, .rodata included
+	if err := full.LoadAndAssign(&obj, &o); err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return errors.New("cannot load fexit:inet_accept: this kernel refuses fexit programs (EPERM)")
+		}
+		return fmt.Errorf("cannot load fexit:inet_accept: %w", unwrapLoad(err))
+	}
+	l, err := link.AttachTracing(link.TracingOptions{Program: obj.Prog})
+	if err != nil {
+		obj.Prog.Close()
+		return fmt.Errorf("cannot attach fexit:inet_accept: %w", err)
+	}
+	p.objs.OnInetAccept = obj.Prog
+	p.links = append(p.links, l)
+	return nil
+}
+
+func (p *Probe) attachAcceptSyscalls() {
 	if err := ensureTracefs(); err != nil {
 		p.warn(fmt.Sprintf("%v: accepted sockets stay attributed to their listener's owner", err))
-		return nil
+		return
 	}
 	for _, tp := range []struct {
 		name string
@@ -193,10 +295,35 @@ func (p *Probe) attach() error {
 		}
 		p.links = append(p.links, l)
 	}
-	return nil
+}
+
+// unwrapLoad shortens a load error to its cause: a refused fexit is an
+// expected outcome on some kernels, not a verifier report to print.
+func unwrapLoad(err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) && ve.Cause != nil {
+		return ve.Cause
+	}
+	return err
+}
+
+// setByTag fills the *T fields of the struct dst points to from objs,
+// by their `ebpf:"name"` tags; names objs lacks stay nil.
+func setByTag[T any](dst any, objs map[string]*T) {
+	v := reflect.ValueOf(dst).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if o, ok := objs[v.Type().Field(i).Tag.Get("ebpf")]; ok {
+			if f := v.Field(i); f.Type() == reflect.TypeOf(o) {
+				f.Set(reflect.ValueOf(o))
+			}
+		}
+	}
 }
 
 func (p *Probe) warn(msg string) { p.warnings = append(p.warnings, msg) }
+
+// Notes lists choices made for this kernel that the operator should know.
+func (p *Probe) Notes() []string { return p.notes }
 
 // Warnings lists the optional features that are degraded on this kernel.
 func (p *Probe) Warnings() []string { return p.warnings }
@@ -235,7 +362,7 @@ func (c Counters) Untracked() uint64 {
 func (p *Probe) Skipped() uint64 {
 	var n uint64
 	for _, prog := range []*ebpf.Program{p.objs.OnSetState, p.objs.OnTimerStart, p.objs.OnTimerCancel,
-		p.objs.OnTimerExpire, p.objs.OnAccept4Exit, p.objs.OnAcceptExitPlain, p.objs.OnProcessExit,
+		p.objs.OnTimerExpire, p.objs.OnAccept4Exit, p.objs.OnAcceptExitPlain, p.objs.OnInetAccept, p.objs.OnProcessExit,
 		p.objs.OnReceiveReset, p.objs.OnSendReset, p.objs.OnDestroySock} {
 		if prog == nil {
 			continue
@@ -413,7 +540,15 @@ func (p *Probe) Close() error {
 		l.Close()
 	}
 	p.links = nil
-	return p.objs.Close()
+	if p.objs.OnInetAccept != nil {
+		p.objs.OnInetAccept.Close()
+		p.objs.OnInetAccept = nil
+	}
+	if p.coll != nil {
+		p.coll.Close()
+		p.coll = nil
+	}
+	return nil
 }
 
 // Flush makes a blocked read return what is queued now.

@@ -78,6 +78,9 @@ func Open(cfg probe.Config) (*Tracer, error) { return OpenContext(context.Backgr
 // Warnings lists degraded optional features.
 func (t *Tracer) Warnings() []string { return t.probe.Warnings() }
 
+// Notes lists choices made for this kernel (see probe.Probe.Notes).
+func (t *Tracer) Notes() []string { return t.probe.Notes() }
+
 // Table is the live socket table (read it only from the Run goroutine).
 func (t *Tracer) Table() *socktable.Table { return t.table }
 
