@@ -15,11 +15,11 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/tcplens/tcplens/internal/bpfobj"
 	"github.com/tcplens/tcplens/internal/event"
+	"github.com/tcplens/tcplens/internal/ring"
 )
 
 // Config is what the kernel side is told before load.
@@ -82,7 +82,7 @@ type Probe struct {
 	skipped  map[string]string // program -> why it is not attached, when not a failure
 	notes    []string
 	links    []link.Link
-	reader   *ringbuf.Reader
+	reader   *ring.Reader
 	warnings []string
 	cfg      Config
 }
@@ -134,7 +134,7 @@ func Open(cfg Config) (p *Probe, err error) {
 	if err := p.attachAccept(full, opts); err != nil {
 		return nil, err
 	}
-	if p.reader, err = ringbuf.NewReader(p.objs.Events); err != nil {
+	if p.reader, err = ring.Open(p.objs.Events); err != nil {
 		return nil, fmt.Errorf("open ring buffer: %w", err)
 	}
 	return p, nil
@@ -328,14 +328,15 @@ func (p *Probe) Notes() []string { return p.notes }
 // Warnings lists the optional features that are degraded on this kernel.
 func (p *Probe) Warnings() []string { return p.warnings }
 
-// SetDeadline bounds how long ReadRaw waits once the ring is empty.
+// SetDeadline bounds how long Read waits once the ring is empty.
 func (p *Probe) SetDeadline(t time.Time) { p.reader.SetDeadline(t) }
 
-// ReadRaw returns the next raw record. It returns os.ErrDeadlineExceeded
-// when the ring is empty and the deadline has passed, and
-// ringbuf.ErrClosed after Close.
-func (p *Probe) ReadRaw(rec *ringbuf.Record) error {
-	return p.reader.ReadInto(rec)
+// Read hands every record queued now to fn (the slice is valid only during
+// the call), waiting for records first if there are none. It returns
+// os.ErrDeadlineExceeded when the ring is empty and the deadline has
+// passed, and ring.ErrClosed after Close.
+func (p *Probe) Read(fn func(sample []byte) error) (int, error) {
+	return p.reader.Read(fn)
 }
 
 // Counters sums the kernel's per-CPU counters.
@@ -549,14 +550,6 @@ func (p *Probe) Close() error {
 		p.coll = nil
 	}
 	return nil
-}
-
-// Flush makes a blocked read return what is queued now.
-func (p *Probe) Flush() error {
-	if p.reader == nil {
-		return nil
-	}
-	return p.reader.Flush()
 }
 
 // explainLoadError turns a verifier rejection into one readable line.

@@ -6,11 +6,8 @@ package tracer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"time"
-
-	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/tcplens/tcplens/internal/event"
 	"github.com/tcplens/tcplens/internal/ktime"
@@ -188,20 +185,27 @@ func (t *Tracer) RefreshOwners() error {
 // Run reads records until ctx is done, then detaches, drains what the
 // kernel had already queued and returns.
 func (t *Tracer) Run(ctx context.Context, h Handlers) error {
-	var raw ringbuf.Record
 	var rec event.Record
 	draining := false
 	// The deadline is renewed only after it passed: while records keep
-	// coming, reads take no clock or lock per record, and a passed deadline
-	// still ends the wait as soon as the ring is empty.
+	// coming, reads take no clock per batch, and a passed deadline still
+	// ends the wait as soon as the ring is empty.
 	t.probe.SetDeadline(time.Now().Add(PollInterval))
 	stop := func() {
 		t.probe.Detach()
 		draining = true
 		t.probe.SetDeadline(time.Now()) // read what is queued, do not wait
 	}
+	handle := func(sample []byte) error {
+		t.stats.Records++
+		if err := event.Decode(sample, &rec, &t.comms); err != nil {
+			t.stats.DecodeErrors++
+			return nil
+		}
+		return t.dispatch(&rec, h.Record)
+	}
 	for {
-		err := t.probe.ReadRaw(&raw)
+		_, err := t.probe.Read(handle)
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			if draining {
@@ -217,14 +221,6 @@ func (t *Tracer) Run(ctx context.Context, h Handlers) error {
 			t.probe.SetDeadline(time.Now().Add(PollInterval))
 			continue
 		case err != nil:
-			return fmt.Errorf("read ring buffer: %w", err)
-		}
-		t.stats.Records++
-		if err := event.Decode(raw.RawSample, &rec, &t.comms); err != nil {
-			t.stats.DecodeErrors++
-			continue
-		}
-		if err := t.dispatch(&rec, h.Record); err != nil {
 			return err
 		}
 		if !draining && t.rel.due() { // records keep coming: no idle deadline
