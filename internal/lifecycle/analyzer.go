@@ -44,6 +44,13 @@ type twEntry struct {
 	cancelAt uint64
 }
 
+// liveTW is a live TIME_WAIT as kept: pointer-free (see packedRecord).
+type liveTW struct {
+	conn  packedRecord
+	start uint64
+	known bool
+}
+
 type cwEntry struct {
 	conn       event.Record
 	since      uint64
@@ -60,7 +67,8 @@ type Analyzer struct {
 	owners Owners
 
 	established map[uint64]uint64 // accepted-side socket -> ESTABLISHED time, until accept()
-	tw          map[uint64]*twEntry
+	tw          map[uint64]liveTW
+	comms       commTable           // command names of the records in tw
 	twPending   map[uint64]*twEntry // cancelled; killed or reused not yet known
 	twByTuple   map[tuple]uint64
 	twByOwner   map[uint32]int
@@ -80,7 +88,7 @@ func New(cfg Config, sink Sink, owners Owners) *Analyzer {
 	return &Analyzer{
 		cfg: cfg, sink: sink, owners: owners,
 		established: map[uint64]uint64{},
-		tw:          map[uint64]*twEntry{},
+		tw:          map[uint64]liveTW{},
 		twPending:   map[uint64]*twEntry{},
 		twByTuple:   map[tuple]uint64{},
 		twByOwner:   map[uint32]int{},
@@ -216,7 +224,7 @@ func (a *Analyzer) handshake(r *event.Record, role string) error {
 }
 
 func (a *Analyzer) twLive(e *twEntry) {
-	a.tw[e.conn.Cookie] = e
+	a.tw[e.conn.Cookie] = liveTW{conn: a.comms.pack(&e.conn), start: e.start, known: e.known}
 	a.twByOwner[e.conn.Owner]++
 	a.twByRemote[netip.AddrPortFrom(e.conn.DAddr, e.conn.DPort)]++
 	a.procOf(e.conn.Owner, e.conn.Comm)
@@ -225,10 +233,11 @@ func (a *Analyzer) twLive(e *twEntry) {
 // twGone removes a live TIME_WAIT (or describes one that began before
 // tracing) and returns it.
 func (a *Analyzer) twGone(r *event.Record) *twEntry {
-	e, ok := a.tw[r.Cookie]
+	lt, ok := a.tw[r.Cookie]
 	if !ok {
 		return &twEntry{conn: *r, start: startOf(r), known: r.StateSince != 0}
 	}
+	e := &twEntry{conn: a.comms.unpack(&lt.conn), start: lt.start, known: lt.known}
 	delete(a.tw, r.Cookie)
 	dec(a.twByOwner, e.conn.Owner)
 	dec(a.twByRemote, netip.AddrPortFrom(e.conn.DAddr, e.conn.DPort))
