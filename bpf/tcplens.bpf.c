@@ -134,7 +134,8 @@ struct {
  * owner of the full socket it replaced. Inserted when the timewait timer is
  * first armed, deleted when it expires or is cancelled (a cancel that is
  * immediately followed by a re-arm restores it from tw_cancelled). LRU so a
- * lost end cannot leak.
+ * lost end cannot leak. Only used in summary-only mode or with --pid
+ * (tws_kept()).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -187,11 +188,22 @@ static __always_inline void count(__u32 which)
 		*v += 1;
 }
 
+/*
+ * Wake the reader once per wakeup_bytes of backlog: only the record whose
+ * submission crosses a multiple of it. Waking on every record past the
+ * threshold until the reader gets to run raised an interrupt per record
+ * (~450 ns per transition on a busy VM); with this, a missed crossing (two
+ * CPUs racing across one) waits for the next multiple or the reader's
+ * 100 ms poll.
+ */
+#define RECORD_SPACE ((sizeof(struct record) + 8 + 7) & ~7ULL) /* with its ring header */
+
 static __always_inline __u64 wakeup_flags(void)
 {
 	if (!wakeup_bytes)
 		return 0;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	if (avail >= RECORD_SPACE && avail / wakeup_bytes != (avail - RECORD_SPACE) / wakeup_bytes)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;
 }
@@ -876,17 +888,34 @@ static __always_inline void emit_tw(struct inet_timewait_sock *tw, __u64 cookie,
 }
 
 /* A timewait socket's timer was armed: TIME_WAIT began, or goes on. */
+/*
+ * tws is needed only where the kernel itself must know a TIME_WAIT's start
+ * and owner at its end: summary-only mode (it computes the dwell) and the
+ * --pid filter (it filters ends by owner). When streaming, user space has
+ * every start record and keeps the live TIME_WAITs; inserting and deleting
+ * here (each update locks a bucket with interrupts off) cost about 1 us per
+ * connection on a VM for nothing.
+ */
+static __always_inline bool tws_kept(void)
+{
+	return !stream_transitions || filter_tgid;
+}
+
 static __always_inline void tw_armed(struct timer_list *timer)
 {
 	struct inet_timewait_sock *tw = tw_of(timer);
 	__u64 cookie = BPF_CORE_READ(tw, __tw_common.skc_cookie.counter);
-	if (!cookie || bpf_map_lookup_elem(&tws, &cookie))
+	if (!cookie || (tws_kept() && bpf_map_lookup_elem(&tws, &cookie)))
 		return;
 	__u32 zero = 0;
 	struct tw_cancelled *last = bpf_map_lookup_elem(&tw_last_cancel, &zero);
 	if (last && last->cookie == cookie) {
 		/* cancel + start: rescheduled (FIN_WAIT2 substate -> TIME_WAIT). */
 		last->cookie = 0;
+		if (!tws_kept()) {
+			emit_tw(tw, cookie, NULL, RECORD_TW_REARM);
+			return;
+		}
 		bpf_map_update_elem(&tws, &cookie, &last->info, BPF_ANY);
 		emit_tw(tw, cookie, &last->info, RECORD_TW_REARM);
 		return;
@@ -899,7 +928,7 @@ static __always_inline void tw_armed(struct timer_list *timer)
 		ti.cgroup_id = si->cgroup_id;
 		__builtin_memcpy(ti.comm, si->comm, sizeof(ti.comm));
 	}
-	if (bpf_map_update_elem(&tws, &cookie, &ti, BPF_NOEXIST) == -E2BIG)
+	if (tws_kept() && bpf_map_update_elem(&tws, &cookie, &ti, BPF_NOEXIST) == -E2BIG)
 		count(COUNTER_TWS_FULL);
 	emit_tw(tw, cookie, &ti, RECORD_TW_START);
 }
@@ -938,12 +967,13 @@ int BPF_PROG(on_timer_cancel, struct timer_list *timer)
 	__u64 cookie = BPF_CORE_READ(tw, __tw_common.skc_cookie.counter);
 	if (!cookie)
 		return 0;
-	struct tw_info *ti = bpf_map_lookup_elem(&tws, &cookie);
+	struct tw_info *ti = tws_kept() ? bpf_map_lookup_elem(&tws, &cookie) : NULL;
 	__u32 zero = 0;
 	struct tw_cancelled *last = bpf_map_lookup_elem(&tw_last_cancel, &zero);
-	if (ti && last) {
+	if (last && (ti || !tws_kept())) {
 		last->cookie = cookie;
-		last->info = *ti;
+		if (ti)
+			last->info = *ti;
 	}
 	emit_tw(tw, cookie, ti, RECORD_TW_CANCEL);
 	if (ti)
@@ -961,7 +991,7 @@ int BPF_PROG(on_timer_expire, struct timer_list *timer)
 	__u64 cookie = BPF_CORE_READ(tw, __tw_common.skc_cookie.counter);
 	if (!cookie)
 		return 0;
-	struct tw_info *ti = bpf_map_lookup_elem(&tws, &cookie);
+	struct tw_info *ti = tws_kept() ? bpf_map_lookup_elem(&tws, &cookie) : NULL;
 	emit_tw(tw, cookie, ti, RECORD_TW_EXPIRE);
 	if (ti)
 		bpf_map_delete_elem(&tws, &cookie);
