@@ -68,13 +68,22 @@ type Analyzer struct {
 
 	established map[uint64]uint64 // accepted-side socket -> ESTABLISHED time, until accept()
 	tw          map[uint64]liveTW
-	comms       commTable           // command names of the records in tw
-	twPending   map[uint64]*twEntry // cancelled; killed or reused not yet known
+	comms       commTable          // command names of the records in tw
+	twPending   map[uint64]twEntry // cancelled; killed or reused not yet known
 	twByTuple   map[tuple]uint64
 	twByOwner   map[uint32]int
 	twByRemote  map[netip.AddrPort]int
 	cw          map[uint64]*cwEntry
 	procs       map[uint32]*Proc
+
+	// What the sink is handed: reused, so a line costs no allocation.
+	// Sink methods must not keep the pointers.
+	out struct {
+		handshake Handshake
+		accept    Accept
+		timeWait  TimeWait
+		closeWait CloseWait
+	}
 }
 
 // New returns an analyzer writing to sink.
@@ -89,7 +98,7 @@ func New(cfg Config, sink Sink, owners Owners) *Analyzer {
 		cfg: cfg, sink: sink, owners: owners,
 		established: map[uint64]uint64{},
 		tw:          map[uint64]liveTW{},
-		twPending:   map[uint64]*twEntry{},
+		twPending:   map[uint64]twEntry{},
 		twByTuple:   map[tuple]uint64{},
 		twByOwner:   map[uint32]int{},
 		twByRemote:  map[netip.AddrPort]int{},
@@ -107,20 +116,21 @@ func (a *Analyzer) Record(r *event.Record) error {
 		if t, ok := a.established[r.Cookie]; ok {
 			delete(a.established, r.Cookie)
 			if r.TS >= t {
-				return a.sink.Accept(&Accept{Conn: *r, WaitNs: r.TS - t})
+				a.out.accept = Accept{Conn: *r, WaitNs: r.TS - t}
+				return a.sink.Accept(&a.out.accept)
 			}
 		}
 		if e, ok := a.cw[r.Cookie]; ok {
 			e.conn.Owner, e.conn.Comm = r.Owner, r.Comm
 		}
 	case event.KindTWStart:
-		a.twLive(&twEntry{conn: *r, start: startOf(r), known: r.StateSince != 0})
+		a.twLive(r, startOf(r), r.StateSince != 0)
 	case event.KindTWRearm:
 		if e, ok := a.twPending[r.Cookie]; ok {
-			a.unpend(r.Cookie, e)
-			a.twLive(e)
+			a.unpend(r.Cookie, &e)
+			a.twLive(&e.conn, e.start, e.known)
 		} else if _, ok := a.tw[r.Cookie]; !ok {
-			a.twLive(&twEntry{conn: *r, start: startOf(r), known: r.StateSince != 0})
+			a.twLive(r, startOf(r), r.StateSince != 0)
 		}
 	case event.KindTWCancel:
 		e := a.twGone(r)
@@ -129,9 +139,10 @@ func (a *Analyzer) Record(r *event.Record) error {
 		a.twByTuple[tupleOf(&e.conn)] = r.Cookie
 	case event.KindTWExpire:
 		if e, ok := a.twPending[r.Cookie]; ok { // should not happen: expiry wins
-			a.unpend(r.Cookie, e)
+			a.unpend(r.Cookie, &e)
 		}
-		return a.twEnd(a.twGone(r), EndExpired, r.TS)
+		e := a.twGone(r)
+		return a.twEnd(&e, EndExpired, r.TS)
 	case event.KindResetRx:
 		a.proc(r).ResetsRx++
 	case event.KindResetTx:
@@ -168,8 +179,8 @@ func (a *Analyzer) state(r *event.Record) error {
 		// A new connection on the 4-tuple of a TIME_WAIT just cancelled.
 		if cookie, ok := a.twByTuple[tupleOf(r)]; ok {
 			e := a.twPending[cookie]
-			a.unpend(cookie, e)
-			if err := a.twEnd(e, EndReused, e.cancelAt); err != nil {
+			a.unpend(cookie, &e)
+			if err := a.twEnd(&e, EndReused, e.cancelAt); err != nil {
 				return err
 			}
 		}
@@ -183,7 +194,8 @@ func (a *Analyzer) state(r *event.Record) error {
 			delete(a.cw, r.Cookie)
 			if e.reported {
 				conn := *r
-				return a.sink.CloseWait(&CloseWait{Conn: conn, Status: "closed", AgeNs: r.TS - e.since, AtLeast: e.atLeast, FD: -1})
+				a.out.closeWait = CloseWait{Conn: conn, Status: "closed", AgeNs: r.TS - e.since, AtLeast: e.atLeast, FD: -1}
+				return a.sink.CloseWait(&a.out.closeWait)
 			}
 		}
 	}
@@ -195,7 +207,8 @@ func (a *Analyzer) state(r *event.Record) error {
 }
 
 func (a *Analyzer) handshake(r *event.Record, role string) error {
-	h := Handshake{Conn: *r, Role: role, Result: ResultOK}
+	a.out.handshake = Handshake{Conn: *r, Role: role, Result: ResultOK}
+	h := &a.out.handshake
 	if r.New == event.Close {
 		h.Result = resultOf(r.SkErr)
 	}
@@ -220,24 +233,24 @@ func (a *Analyzer) handshake(r *event.Record, role string) error {
 	case ResultReset:
 		p.Reset++
 	}
-	return a.sink.Handshake(&h)
+	return a.sink.Handshake(h)
 }
 
-func (a *Analyzer) twLive(e *twEntry) {
-	a.tw[e.conn.Cookie] = liveTW{conn: a.comms.pack(&e.conn), start: e.start, known: e.known}
-	a.twByOwner[e.conn.Owner]++
-	a.twByRemote[netip.AddrPortFrom(e.conn.DAddr, e.conn.DPort)]++
-	a.procOf(e.conn.Owner, e.conn.Comm)
+func (a *Analyzer) twLive(conn *event.Record, start uint64, known bool) {
+	a.tw[conn.Cookie] = liveTW{conn: a.comms.pack(conn), start: start, known: known}
+	a.twByOwner[conn.Owner]++
+	a.twByRemote[netip.AddrPortFrom(conn.DAddr, conn.DPort)]++
+	a.procOf(conn.Owner, conn.Comm)
 }
 
 // twGone removes a live TIME_WAIT (or describes one that began before
 // tracing) and returns it.
-func (a *Analyzer) twGone(r *event.Record) *twEntry {
+func (a *Analyzer) twGone(r *event.Record) twEntry {
 	lt, ok := a.tw[r.Cookie]
 	if !ok {
-		return &twEntry{conn: *r, start: startOf(r), known: r.StateSince != 0}
+		return twEntry{conn: *r, start: startOf(r), known: r.StateSince != 0}
 	}
-	e := &twEntry{conn: a.comms.unpack(&lt.conn), start: lt.start, known: lt.known}
+	e := twEntry{conn: a.comms.unpack(&lt.conn), start: lt.start, known: lt.known}
 	delete(a.tw, r.Cookie)
 	dec(a.twByOwner, e.conn.Owner)
 	dec(a.twByRemote, netip.AddrPortFrom(e.conn.DAddr, e.conn.DPort))
@@ -252,7 +265,8 @@ func (a *Analyzer) unpend(cookie uint64, e *twEntry) {
 }
 
 func (a *Analyzer) twEnd(e *twEntry, end string, at uint64) error {
-	tw := TimeWait{Conn: e.conn, End: end}
+	a.out.timeWait = TimeWait{Conn: e.conn, End: end}
+	tw := &a.out.timeWait
 	tw.Conn.TS = at
 	if e.known && at >= e.start {
 		tw.DwellNs, tw.DwellKnown = at-e.start, true
@@ -262,7 +276,7 @@ func (a *Analyzer) twEnd(e *twEntry, end string, at uint64) error {
 	if tw.DwellKnown {
 		p.TimeWaitDwell.Add(tw.DwellNs)
 	}
-	return a.sink.TimeWait(&tw)
+	return a.sink.TimeWait(tw)
 }
 
 func dec[K comparable](m map[K]int, k K) {
@@ -301,14 +315,15 @@ func (a *Analyzer) dueStuck(e *cwEntry, now uint64) bool {
 // new connection on their 4-tuple were killed; CLOSE_WAIT sockets past
 // the threshold are reported stuck.
 func (a *Analyzer) Tick(now uint64) error {
-	var killed []*twEntry
+	var killed []twEntry
 	for _, e := range a.twPending {
 		if now >= e.cancelAt && now-e.cancelAt >= a.cfg.ReuseWindow {
 			killed = append(killed, e)
 		}
 	}
 	sort.Slice(killed, func(i, j int) bool { return killed[i].cancelAt < killed[j].cancelAt })
-	for _, e := range killed {
+	for i := range killed {
+		e := &killed[i]
 		a.unpend(e.conn.Cookie, e)
 		if err := a.twEnd(e, EndKilled, e.cancelAt); err != nil {
 			return err
@@ -319,14 +334,15 @@ func (a *Analyzer) Tick(now uint64) error {
 			continue
 		}
 		e.reported, e.lastReport = true, now
-		cw := CloseWait{Conn: e.conn, Status: "stuck", AgeNs: now - e.since, AtLeast: e.atLeast, FD: -1}
+		a.out.closeWait = CloseWait{Conn: e.conn, Status: "stuck", AgeNs: now - e.since, AtLeast: e.atLeast, FD: -1}
+		cw := &a.out.closeWait
 		cw.Conn.TS = now
 		if o, ok := a.owners.Get(cookie); ok {
 			cw.Conn.Owner, cw.Conn.Comm, cw.FD = o.Owner, o.Comm, o.FD
 			e.conn.Owner, e.conn.Comm = o.Owner, o.Comm
 			a.procOf(o.Owner, o.Comm)
 		}
-		if err := a.sink.CloseWait(&cw); err != nil {
+		if err := a.sink.CloseWait(cw); err != nil {
 			return err
 		}
 	}

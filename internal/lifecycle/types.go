@@ -38,7 +38,8 @@ type CloseWait struct {
 	FD      int32 // the owner's descriptor, -1 when unknown
 }
 
-// Sink receives the analyses' events.
+// Sink receives the analyses' events. The pointers are valid only during
+// the call: the analyzer reuses what they point to.
 type Sink interface {
 	Handshake(*Handshake) error
 	Accept(*Accept) error
