@@ -174,6 +174,9 @@ func (p *Probe) configure(spec *ebpf.CollectionSpec, cfg Config) error {
 	}
 	if cfg.Aggregate {
 		vars["stream_transitions"] = uint8(0)
+		// tcp_write_timer only releases held CLOSE->SYN_SENT records, which
+		// summary-only mode does not send; it is re-armed on every send.
+		vars["tcp_write_timer_addr"] = uint64(0)
 	}
 	for name, v := range vars {
 		vs, ok := spec.Variables[name]
