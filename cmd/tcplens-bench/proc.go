@@ -187,16 +187,25 @@ func mapEntries(ids []uint32) map[string]int {
 			m.Close()
 			continue
 		}
-		n := 0
-		var k, v []byte
-		it := m.Iterate()
-		for it.Next(&k, &v) {
-			n++
-		}
+		out[info.Name] += countKeys(m, info.KeySize)
 		m.Close()
-		out[info.Name] += n
 	}
 	return out
+}
+
+// countKeys walks the keys only: an iterator would need per-CPU maps'
+// values in their own shape (and aggs is per-CPU).
+func countKeys(m *ebpf.Map, keySize uint32) int {
+	n := 0
+	key := make([]byte, keySize)
+	next := make([]byte, keySize)
+	var prev any // nil: the first key
+	for n < 1<<24 && m.NextKey(prev, next) == nil {
+		n++
+		copy(key, next)
+		prev = key
+	}
+	return n
 }
 
 func countable(t ebpf.MapType) bool {
