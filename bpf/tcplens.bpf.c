@@ -774,6 +774,7 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	}
 	si->state = newstate;
 	si->state_since_ns = ts;
+	si->sk = skp;
 
 	if (newstate == TCP_LISTEN)
 		remember_listener(si, v.netns, cookie);
@@ -1232,5 +1233,36 @@ int scan_task_files(struct bpf_iter__task_file *ctx)
 	__builtin_memcpy(s.daddr, v.d, sizeof(s.daddr));
 	bpf_probe_read_kernel_str(s.comm, sizeof(s.comm), task->comm);
 	bpf_seq_write(seq, &s, sizeof(s));
+	return 0;
+}
+
+/*
+ * Sweep of "socks": an entry whose socket is gone (its ->CLOSE and its
+ * destruction were both missed: the kernel skips programs that would nest
+ * on a CPU, ~20 entries per million connections under churn) would stay
+ * until the map is full. For each entry with a known socket pointer this
+ * writes the cookie to the seq_file when the memory no longer holds that
+ * socket alive: another cookie (reused), no references (freed: TCP socket
+ * memory stays socket memory, SLAB_TYPESAFE_BY_RCU) or CLOSE. The loader
+ * deletes those entries.
+ */
+SEC("iter/bpf_map_elem")
+int sweep_socks(struct bpf_iter__bpf_map_elem *ctx)
+{
+	__u64 *key = ctx->key;
+	struct sock_info *si = ctx->value;
+	if (!key || !si || !si->sk)
+		return 0;
+	const struct sock *sk = (const struct sock *)si->sk;
+	__u64 cookie = 0;
+	int refs = 0;
+	__u8 state = 0;
+	if (bpf_core_read(&cookie, sizeof(cookie), &sk->__sk_common.skc_cookie.counter) ||
+	    bpf_core_read(&refs, sizeof(refs), &sk->__sk_common.skc_refcnt.refs.counter) ||
+	    bpf_core_read(&state, sizeof(state), &sk->__sk_common.skc_state))
+		return 0; /* unreadable: keep it, decide next time */
+	if (cookie == *key && refs > 0 && state != TCP_CLOSE)
+		return 0;
+	bpf_seq_write(ctx->meta->seq, key, sizeof(*key));
 	return 0;
 }

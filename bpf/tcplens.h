@@ -122,6 +122,12 @@ struct sock_info {
 	__u8 saddr[16];
 	__u8 daddr[16];
 	char comm[TCPLENS_COMM_LEN];
+	/*
+	 * The struct sock, for the sweep's liveness check only (never
+	 * dereferenced but through fault-safe reads); 0 = not known (entries
+	 * user space created from a scan).
+	 */
+	__u64 sk;
 };
 
 /* Key of the "listeners" map: a listening port in one network namespace. */

@@ -167,6 +167,8 @@ func (m *metrics) write(w io.Writer, s *counts) {
 	value("tcplens_decode_errors_total", "", s.stats.DecodeErrors)
 	metric("tcplens_ownership_rescans_total", "counter", "Re-scans of every process's descriptors to name socket owners.")
 	value("tcplens_ownership_rescans_total", "", s.stats.Rescans)
+	metric("tcplens_stale_entries_swept_total", "counter", "Kernel per-socket entries deleted because their socket was gone (its close was never seen).")
+	value("tcplens_stale_entries_swept_total", "", s.stats.Swept)
 	metric("tcplens_events_emitted_total", "counter", "State lines written to the output.")
 	value("tcplens_events_emitted_total", "", s.emitted)
 	metric("tcplens_state_transitions_total", "counter", "TCP state transitions by new state.")

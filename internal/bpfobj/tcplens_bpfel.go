@@ -163,6 +163,7 @@ type TcplensSockInfo struct {
 	Saddr        [16]uint8
 	Daddr        [16]uint8
 	Comm         [16]int8
+	Sk           uint64
 }
 
 type TcplensTwCancelled struct {
@@ -219,6 +220,7 @@ const (
 	TcplensProgOnTimerExpire     = "on_timer_expire"
 	TcplensProgOnTimerStart      = "on_timer_start"
 	TcplensProgScanTaskFiles     = "scan_task_files"
+	TcplensProgSweepSocks        = "sweep_socks"
 	TcplensVarFilterFamily       = "filter_family"
 	TcplensVarFilterPort         = "filter_port"
 	TcplensVarFilterTgid         = "filter_tgid"
@@ -288,6 +290,7 @@ type TcplensProgramSpecs struct {
 	OnTimerExpire     *ebpf.ProgramSpec `ebpf:"on_timer_expire"`
 	OnTimerStart      *ebpf.ProgramSpec `ebpf:"on_timer_start"`
 	ScanTaskFiles     *ebpf.ProgramSpec `ebpf:"scan_task_files"`
+	SweepSocks        *ebpf.ProgramSpec `ebpf:"sweep_socks"`
 }
 
 // TcplensMapSpecs contains maps before they are loaded into the kernel.
@@ -416,6 +419,7 @@ type TcplensPrograms struct {
 	OnTimerExpire     *ebpf.Program `ebpf:"on_timer_expire"`
 	OnTimerStart      *ebpf.Program `ebpf:"on_timer_start"`
 	ScanTaskFiles     *ebpf.Program `ebpf:"scan_task_files"`
+	SweepSocks        *ebpf.Program `ebpf:"sweep_socks"`
 }
 
 func (p *TcplensPrograms) Close() error {
@@ -432,6 +436,7 @@ func (p *TcplensPrograms) Close() error {
 		p.OnTimerExpire,
 		p.OnTimerStart,
 		p.ScanTaskFiles,
+		p.SweepSocks,
 	)
 }
 

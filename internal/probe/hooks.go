@@ -40,10 +40,20 @@ func (p *Probe) Hooks() []Hook {
 	progs := programsByName(&p.objs.TcplensPrograms)
 	var hooks []Hook
 	for name, ps := range spec.Programs {
-		if strings.HasPrefix(ps.SectionName, "iter/") {
-			continue
+		if strings.HasPrefix(ps.SectionName, "iter/") && name != sweepProg {
+			continue // the start-up scan: reported on its own
 		}
 		h := Hook{Program: name, Section: ps.SectionName, Required: requiredPrograms[name]}
+		if name == sweepProg { // attached at each sweep: loaded is what counts
+			h.Attached = p.objs.SweepSocks != nil
+			for _, n := range p.notes {
+				if !h.Attached && strings.Contains(n, "iter/bpf_map_elem") {
+					h.Reason = n
+				}
+			}
+			hooks = append(hooks, h)
+			continue
+		}
 		if prog := progs[name]; prog != nil {
 			if info, err := prog.Info(); err == nil {
 				if id, ok := info.ID(); ok {

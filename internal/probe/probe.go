@@ -4,6 +4,7 @@
 package probe
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -62,9 +63,12 @@ const (
 // AcceptHooks lists the valid AcceptHook values.
 var AcceptHooks = []AcceptHook{AcceptAuto, AcceptFexit, AcceptSyscalls, AcceptOff}
 
-// The program that needs fexit: loaded on its own, because a kernel that
-// refuses fexit must not stop everything else from loading.
-const fexitAcceptProg = "on_inet_accept"
+// Programs some kernels refuse to load (fexit; map element iterators):
+// each is loaded on its own, so that nothing else depends on it.
+const (
+	fexitAcceptProg = "on_inet_accept"
+	sweepProg       = "sweep_socks"
+)
 
 // DefaultRingBytes holds ~30k records: seconds of the busiest churn.
 const DefaultRingBytes = 4 << 20
@@ -123,6 +127,7 @@ func Open(cfg Config) (p *Probe, err error) {
 	}
 	full := spec.Copy()
 	delete(spec.Programs, fexitAcceptProg)
+	delete(spec.Programs, sweepProg)
 	if p.coll, err = ebpf.NewCollectionWithOptions(spec, *opts); err != nil {
 		return nil, explainLoadError(err, cfg.VerifierLogs)
 	}
@@ -133,6 +138,9 @@ func Open(cfg Config) (p *Probe, err error) {
 	}
 	if err := p.attachAccept(full, opts); err != nil {
 		return nil, err
+	}
+	if p.objs.SweepSocks, err = p.loadAlone(full, opts, sweepProg); err != nil {
+		p.notes = append(p.notes, fmt.Sprintf("cannot load the socket entry sweep (iter/bpf_map_elem): %v: entries of sockets whose close was never seen (about 20 per million connections) stay until the map is full", err))
 	}
 	if p.reader, err = ring.Open(p.objs.Events); err != nil {
 		return nil, fmt.Errorf("open ring buffer: %w", err)
@@ -261,25 +269,44 @@ func (p *Probe) attachAccept(full *ebpf.CollectionSpec, opts *ebpf.CollectionOpt
 }
 
 func (p *Probe) attachAcceptFexit(full *ebpf.CollectionSpec, opts *ebpf.CollectionOptions) error {
-	var obj struct {
-		Prog *ebpf.Program `ebpf:"on_inet_accept"`
+	prog, err := p.loadAlone(full, opts, fexitAcceptProg)
+	if errors.Is(err, os.ErrPermission) {
+		return errors.New("cannot load fexit:inet_accept: this kernel refuses fexit programs (EPERM)")
+	} else if err != nil {
+		return fmt.Errorf("cannot load fexit:inet_accept: %w", err)
 	}
-	o := *opts
-	o.MapReplacements = p.coll.Maps // share every map, .rodata included
-	if err := full.LoadAndAssign(&obj, &o); err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			return errors.New("cannot load fexit:inet_accept: this kernel refuses fexit programs (EPERM)")
-		}
-		return fmt.Errorf("cannot load fexit:inet_accept: %w", unwrapLoad(err))
-	}
-	l, err := link.AttachTracing(link.TracingOptions{Program: obj.Prog})
+	l, err := link.AttachTracing(link.TracingOptions{Program: prog})
 	if err != nil {
-		obj.Prog.Close()
+		prog.Close()
 		return fmt.Errorf("cannot attach fexit:inet_accept: %w", err)
 	}
-	p.objs.OnInetAccept = obj.Prog
+	p.objs.OnInetAccept = prog
 	p.links = append(p.links, l)
 	return nil
+}
+
+// loadAlone loads one program of full that the main collection left out,
+// sharing every map with it (.rodata included).
+func (p *Probe) loadAlone(full *ebpf.CollectionSpec, opts *ebpf.CollectionOptions, name string) (*ebpf.Program, error) {
+	o := *opts
+	o.MapReplacements = p.coll.Maps
+	one := full.Copy()
+	for n := range one.Programs {
+		if n != name {
+			delete(one.Programs, n)
+		}
+	}
+	coll, err := ebpf.NewCollectionWithOptions(one, o)
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) && ve.Cause != nil {
+			err = ve.Cause
+		}
+		return nil, err
+	}
+	prog := coll.DetachProgram(name)
+	coll.Close()
+	return prog, nil
 }
 
 func (p *Probe) attachAcceptSyscalls() {
@@ -298,16 +325,6 @@ func (p *Probe) attachAcceptSyscalls() {
 		}
 		p.links = append(p.links, l)
 	}
-}
-
-// unwrapLoad shortens a load error to its cause: a refused fexit is an
-// expected outcome on some kernels, not a verifier report to print.
-func unwrapLoad(err error) error {
-	var ve *ebpf.VerifierError
-	if errors.As(err, &ve) && ve.Cause != nil {
-		return ve.Cause
-	}
-	return err
 }
 
 // setByTag fills the *T fields of the struct dst points to from objs,
@@ -440,6 +457,38 @@ func (p *Probe) Scan() ([]event.Seed, error) {
 	return event.DecodeSeeds(raw)
 }
 
+// Sweep deletes the per-socket entries whose socket no longer exists (see
+// sweep_socks in bpf/) and returns how many it deleted.
+func (p *Probe) Sweep() (int, error) {
+	if p.objs.SweepSocks == nil {
+		return 0, nil // not loadable here (see Notes)
+	}
+	it, err := link.AttachIter(link.IterOptions{Program: p.objs.SweepSocks, Map: p.objs.Socks})
+	if err != nil {
+		return 0, fmt.Errorf("attach socks sweep iterator: %w", err)
+	}
+	defer it.Close()
+	rd, err := it.Open()
+	if err != nil {
+		return 0, fmt.Errorf("open socks sweep iterator: %w", err)
+	}
+	defer rd.Close()
+	raw, err := io.ReadAll(rd)
+	if err != nil {
+		return 0, fmt.Errorf("read socks sweep iterator: %w", err)
+	}
+	n := 0
+	for ; len(raw) >= 8; raw = raw[8:] {
+		cookie := binary.NativeEndian.Uint64(raw)
+		if err := p.objs.Socks.Delete(cookie); err == nil {
+			n++
+		} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return n, fmt.Errorf("delete stale socket entry %d: %w", cookie, err)
+		}
+	}
+	return n, nil
+}
+
 // Adopt makes sure the kernel names a current holder of the socket as its
 // owner: when the recorded owner is not among holders (none recorded yet,
 // it exited, or it handed the descriptor on), the first holder becomes the
@@ -544,9 +593,11 @@ func (p *Probe) Close() error {
 		l.Close()
 	}
 	p.links = nil
-	if p.objs.OnInetAccept != nil {
-		p.objs.OnInetAccept.Close()
-		p.objs.OnInetAccept = nil
+	for _, prog := range []**ebpf.Program{&p.objs.OnInetAccept, &p.objs.SweepSocks} {
+		if *prog != nil {
+			(*prog).Close()
+			*prog = nil
+		}
 	}
 	if p.coll != nil {
 		p.coll.Close()

@@ -37,6 +37,7 @@ type Stats struct {
 	Records      uint64 // records read from the ring buffer
 	DecodeErrors uint64 // records that could not be decoded
 	Rescans      uint64 // ownership re-scans after owners exited
+	Swept        uint64 // kernel entries of sockets that were gone (see probe.Sweep)
 	Seeded       int    // sockets found by the start-up scan
 }
 
@@ -268,6 +269,13 @@ func (t *Tracer) housekeeping(h Handlers) error {
 		t.rescanAt = time.Time{}
 		if err != nil {
 			return err
+		}
+		if periodic {
+			n, err := t.probe.Sweep()
+			t.stats.Swept += uint64(n)
+			if err != nil {
+				return err
+			}
 		}
 	}
 	if h.Tick != nil {
