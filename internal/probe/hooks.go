@@ -45,12 +45,7 @@ func (p *Probe) Hooks() []Hook {
 		}
 		h := Hook{Program: name, Section: ps.SectionName, Required: requiredPrograms[name]}
 		if name == sweepProg { // attached at each sweep: loaded is what counts
-			h.Attached = p.objs.SweepSocks != nil
-			for _, n := range p.notes {
-				if !h.Attached && strings.Contains(n, "iter/bpf_map_elem") {
-					h.Reason = n
-				}
-			}
+			h.Attached, h.Reason = p.objs.SweepSocks != nil, p.sweepNote
 			hooks = append(hooks, h)
 			continue
 		}

@@ -81,14 +81,15 @@ const DefaultWakeupBytes = 64 << 10
 
 // Probe is the loaded and attached kernel side.
 type Probe struct {
-	objs     bpfobj.TcplensObjects // filled from coll (and the fexit program)
-	coll     *ebpf.Collection
-	skipped  map[string]string // program -> why it is not attached, when not a failure
-	notes    []string
-	links    []link.Link
-	reader   *ring.Reader
-	warnings []string
-	cfg      Config
+	objs      bpfobj.TcplensObjects // filled from coll, and by the programs loaded alone
+	coll      *ebpf.Collection
+	skipped   map[string]string // program -> why it is not attached, when not a failure
+	notes     []string
+	sweepNote string // why the sweep is not loaded
+	links     []link.Link
+	reader    *ring.Reader
+	warnings  []string
+	cfg       Config
 }
 
 // Open loads and attaches everything. On error nothing stays loaded.
@@ -140,7 +141,8 @@ func Open(cfg Config) (p *Probe, err error) {
 		return nil, err
 	}
 	if p.objs.SweepSocks, err = p.loadAlone(full, opts, sweepProg); err != nil {
-		p.notes = append(p.notes, fmt.Sprintf("cannot load the socket entry sweep (iter/bpf_map_elem): %v: entries of sockets whose close was never seen (about 20 per million connections) stay until the map is full", err))
+		p.sweepNote = fmt.Sprintf("cannot load the socket entry sweep (iter/bpf_map_elem): %v: entries of sockets whose close was never seen (about 20 per million connections) stay until the map is full", err)
+		p.notes = append(p.notes, p.sweepNote)
 	}
 	if p.reader, err = ring.Open(p.objs.Events); err != nil {
 		return nil, fmt.Errorf("open ring buffer: %w", err)
@@ -440,21 +442,30 @@ func (p *Probe) counter(idx bpfobj.TcplensCounter) (uint64, error) {
 
 // Scan lists every TCP socket descriptor of every process (iter/task_file).
 func (p *Probe) Scan() ([]event.Seed, error) {
-	it, err := link.AttachIter(link.IterOptions{Program: p.objs.ScanTaskFiles})
+	raw, err := readIter(link.IterOptions{Program: p.objs.ScanTaskFiles}, "task_file")
 	if err != nil {
-		return nil, fmt.Errorf("attach task_file iterator: %w", err)
+		return nil, err
+	}
+	return event.DecodeSeeds(raw)
+}
+
+// readIter runs a BPF iterator once and returns what it wrote.
+func readIter(opts link.IterOptions, what string) ([]byte, error) {
+	it, err := link.AttachIter(opts)
+	if err != nil {
+		return nil, fmt.Errorf("attach %s iterator: %w", what, err)
 	}
 	defer it.Close()
 	rd, err := it.Open()
 	if err != nil {
-		return nil, fmt.Errorf("open task_file iterator: %w", err)
+		return nil, fmt.Errorf("open %s iterator: %w", what, err)
 	}
 	defer rd.Close()
 	raw, err := io.ReadAll(rd)
 	if err != nil {
-		return nil, fmt.Errorf("read task_file iterator: %w", err)
+		return nil, fmt.Errorf("read %s iterator: %w", what, err)
 	}
-	return event.DecodeSeeds(raw)
+	return raw, nil
 }
 
 // Sweep deletes the per-socket entries whose socket no longer exists (see
@@ -463,19 +474,9 @@ func (p *Probe) Sweep() (int, error) {
 	if p.objs.SweepSocks == nil {
 		return 0, nil // not loadable here (see Notes)
 	}
-	it, err := link.AttachIter(link.IterOptions{Program: p.objs.SweepSocks, Map: p.objs.Socks})
+	raw, err := readIter(link.IterOptions{Program: p.objs.SweepSocks, Map: p.objs.Socks}, "socks sweep")
 	if err != nil {
-		return 0, fmt.Errorf("attach socks sweep iterator: %w", err)
-	}
-	defer it.Close()
-	rd, err := it.Open()
-	if err != nil {
-		return 0, fmt.Errorf("open socks sweep iterator: %w", err)
-	}
-	defer rd.Close()
-	raw, err := io.ReadAll(rd)
-	if err != nil {
-		return 0, fmt.Errorf("read socks sweep iterator: %w", err)
+		return 0, err
 	}
 	n := 0
 	for ; len(raw) >= 8; raw = raw[8:] {
