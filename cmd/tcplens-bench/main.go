@@ -41,7 +41,8 @@ type mode struct {
 // modes is the table of known tracer modes.
 var modes = []mode{
 	{Name: "json-file", Lines: true},
-	{Name: "json-batched", Args: []string{"--wakeup-bytes", "65536"}, Lines: true},
+	// Waking the reader for every record (the pre-batching behaviour), for comparison.
+	{Name: "json-per-record", Args: []string{"--wakeup-bytes", "0"}, Lines: true},
 	{Name: "no-events", Args: []string{"--no-events"}},
 }
 
@@ -89,7 +90,7 @@ func main() {
 	fs.IntVar(&cfg.family, "family", 4, "churn address family: 4 or 6")
 	fs.StringVar(&cfg.closer, "closer", "client", "who closes first: client or server")
 	fs.IntVar(&cfg.workers, "workers", 4, "churn client workers (and as many server workers)")
-	fs.StringVar(&modeNames, "modes", "json-file,json-batched,no-events", "tracer modes to run, from: "+knownModes())
+	fs.StringVar(&modeNames, "modes", "json-file,no-events", "tracer modes to run, from: "+knownModes())
 	fs.Var(&custom, "mode", "extra tracer mode NAME=ARGS (ARGS split on spaces; repeatable), e.g. 'text=--format text'")
 	fs.BoolVar(&cfg.netns, "netns", true, "run each churn round in a fresh network namespace")
 	fs.BoolVar(&cfg.bpfStats, "bpf-stats", true, "turn on the kernel's BPF run-time statistics while running")
