@@ -125,7 +125,8 @@ func (r *Reader) Read(fn func(sample []byte) error) (int, error) {
 	return n, nil
 }
 
-// drain reads the records queued now.
+// drain reads the records queued when it starts, no more: under sustained
+// load the caller still gets control back (housekeeping, cancellation).
 func (r *Reader) drain(fn func([]byte) error) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -157,9 +158,6 @@ func (r *Reader) drain(fn func([]byte) error) (int, error) {
 		if cons-published >= r.publish {
 			atomic.StoreUint64(r.consPos, cons)
 			published = cons
-		}
-		if cons >= prod {
-			prod = atomic.LoadUint64(r.prodPos)
 		}
 	}
 	if cons != published {
