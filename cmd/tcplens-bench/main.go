@@ -14,6 +14,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -264,26 +265,14 @@ func runMode(ctx context.Context, cfg *config, m mode) *modeResult {
 		}
 		mr.Baseline = append(mr.Baseline, base.ConnsPerSec)
 		// B: traced.
-		outPath := filepath.Join(cfg.outDir, fmt.Sprintf("%s-%d.out", m.Name, i+1))
-		t, err := startTracer(cfg, m, outPath)
-		if err != nil {
+		traced, tr, err := runTraced(cfg, m, fmt.Sprint(i+1))
+		var start startError
+		if errors.As(err, &start) {
 			mr.Status = "skipped"
 			mr.Reason = err.Error()
 			logf("mode %s skipped: %v", m.Name, err)
 			return mr
-		}
-		traced, err := runChurn(cfg, cfg.round)
-		if err != nil {
-			t.kill()
-			mr.fail("traced round %d: %v", i+1, err)
-			return mr
-		}
-		time.Sleep(cfg.settle)
-		tr, err := t.stop(cfg, traced.Port)
-		if !cfg.keepOutput {
-			os.Remove(outPath)
-		}
-		if err != nil {
+		} else if err != nil {
 			mr.fail("traced round %d: %v", i+1, err)
 			return mr
 		}
@@ -312,25 +301,42 @@ func runCostRound(cfg *config, m mode, mr *modeResult) error {
 		return err
 	}
 	defer stats.Close()
-	outPath := filepath.Join(cfg.outDir, m.Name+"-cost.out")
-	defer os.Remove(outPath)
-	t, err := startTracer(cfg, m, outPath)
-	if err != nil {
-		return err
-	}
-	traced, err := runChurn(cfg, cfg.round)
-	if err != nil {
-		t.kill()
-		return err
-	}
-	time.Sleep(cfg.settle)
-	tr, err := t.stop(cfg, 0)
+	traced, tr, err := runTraced(cfg, m, "cost")
 	if err != nil {
 		return err
 	}
 	mr.addCost(traced, tr)
 	logf("  cost round (bpf_stats on): traced %.0f conn/s", traced.ConnsPerSec)
 	return nil
+}
+
+// startError: tcplens did not start (a mode this build lacks: skipped).
+type startError struct{ error }
+
+func (e startError) Unwrap() error { return e.error }
+
+// runTraced runs one churn round under tcplens (stdout to a file named
+// after the mode and round, removed afterwards unless --keep-output).
+func runTraced(cfg *config, m mode, round string) (*churnResult, *tracedRound, error) {
+	outPath := filepath.Join(cfg.outDir, m.Name+"-"+round+".out")
+	if !cfg.keepOutput {
+		defer os.Remove(outPath)
+	}
+	t, err := startTracer(cfg, m, outPath)
+	if err != nil {
+		return nil, nil, startError{err}
+	}
+	traced, err := runChurn(cfg, cfg.round)
+	if err != nil {
+		t.kill()
+		return nil, nil, err
+	}
+	time.Sleep(cfg.settle)
+	tr, err := t.stop(cfg, traced.Port)
+	if err != nil {
+		return nil, nil, err
+	}
+	return traced, tr, nil
 }
 
 // enableStats turns on the kernel's BPF run-time statistics until the
