@@ -71,8 +71,6 @@ type Analyzer struct {
 	comms       commTable          // command names of the records in tw
 	twPending   map[uint64]twEntry // cancelled; killed or reused not yet known
 	twByTuple   map[tuple]uint64
-	twByOwner   map[uint32]int
-	twByRemote  map[netip.AddrPort]int
 	cw          map[uint64]*cwEntry
 	procs       map[uint32]*Proc
 
@@ -100,8 +98,6 @@ func New(cfg Config, sink Sink, owners Owners) *Analyzer {
 		tw:          map[uint64]liveTW{},
 		twPending:   map[uint64]twEntry{},
 		twByTuple:   map[tuple]uint64{},
-		twByOwner:   map[uint32]int{},
-		twByRemote:  map[netip.AddrPort]int{},
 		cw:          map[uint64]*cwEntry{},
 		procs:       map[uint32]*Proc{},
 	}
@@ -238,8 +234,6 @@ func (a *Analyzer) handshake(r *event.Record, role string) error {
 
 func (a *Analyzer) twLive(conn *event.Record, start uint64, known bool) {
 	a.tw[conn.Cookie] = liveTW{conn: a.comms.pack(conn), start: start, known: known}
-	a.twByOwner[conn.Owner]++
-	a.twByRemote[netip.AddrPortFrom(conn.DAddr, conn.DPort)]++
 	a.procOf(conn.Owner, conn.Comm)
 }
 
@@ -252,8 +246,6 @@ func (a *Analyzer) twGone(r *event.Record) twEntry {
 	}
 	e := twEntry{conn: a.comms.unpack(&lt.conn), start: lt.start, known: lt.known}
 	delete(a.tw, r.Cookie)
-	dec(a.twByOwner, e.conn.Owner)
-	dec(a.twByRemote, netip.AddrPortFrom(e.conn.DAddr, e.conn.DPort))
 	return e
 }
 
@@ -277,12 +269,6 @@ func (a *Analyzer) twEnd(e *twEntry, end string, at uint64) error {
 		p.TimeWaitDwell.Add(tw.DwellNs)
 	}
 	return a.sink.TimeWait(tw)
-}
-
-func dec[K comparable](m map[K]int, k K) {
-	if m[k]--; m[k] <= 0 {
-		delete(m, k)
-	}
 }
 
 // SeedCloseWait adds a socket found in CLOSE_WAIT when tracing began.
@@ -359,9 +345,17 @@ type Remote struct {
 func (a *Analyzer) TimeWaitNow() int { return len(a.tw) }
 
 // TopRemotes lists the remote endpoints with the most TIME_WAIT sockets.
+//
+// Counted here, in one pass over the live TIME_WAITs, rather than kept up
+// to date per TIME_WAIT: only summaries ask, and two more map updates per
+// connection (by remote and by owner) cost more than a pass per summary.
 func (a *Analyzer) TopRemotes(n int) []Remote {
-	out := make([]Remote, 0, len(a.twByRemote))
-	for ap, c := range a.twByRemote {
+	byRemote := map[netip.AddrPort]int{}
+	for _, lt := range a.tw {
+		byRemote[netip.AddrPortFrom(addrFrom(lt.conn.daddr, lt.conn.addrs>>2), lt.conn.dport)]++
+	}
+	out := make([]Remote, 0, len(byRemote))
+	for ap, c := range byRemote {
 		out = append(out, Remote{ap, c})
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -137,8 +137,11 @@ func TestTimeWait(t *testing.T) {
 	if a.TimeWaitNow() != 2 {
 		t.Errorf("live TIME_WAIT %d, want 2", a.TimeWaitNow())
 	}
-	if r := a.TopRemotes(5); len(r) != 1 || r[0].Count != 2 {
+	if r := a.TopRemotes(5); len(r) != 1 || r[0].Count != 2 || r[0].Addr != netip.AddrPortFrom(lo, 80) {
 		t.Errorf("remotes %+v", r)
+	}
+	if s := a.Summaries(13 * sec); len(s) != 1 || s[0].Pid != 10 || s[0].TimeWaitNow != 2 {
+		t.Errorf("summaries %+v, want pid 10 with 2 live TIME_WAITs", s)
 	}
 	a.Tick(13*sec + sec/2)
 	if len(c.tw) != 1 {

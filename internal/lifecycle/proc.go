@@ -68,14 +68,18 @@ func (a *Analyzer) Summaries(now uint64) []Summary {
 			oldest[e.conn.Owner] = age
 		}
 	}
+	twByOwner := map[uint32]int{} // see TopRemotes
+	for _, lt := range a.tw {
+		twByOwner[lt.conn.owner]++
+	}
 	out := make([]Summary, 0, len(a.procs))
 	for pid, p := range a.procs {
-		s := Summary{Proc: p, TS: now, TimeWaitNow: a.twByOwner[pid],
+		s := Summary{Proc: p, TS: now, TimeWaitNow: twByOwner[pid],
 			CloseWaitStuck: stuck[pid], CloseWaitOldestNs: oldest[pid]}
 		if !s.empty() {
 			out = append(out, s)
 		}
-		if p.exited && a.twByOwner[pid] == 0 && stuck[pid] == 0 && !a.ownsCloseWait(pid) {
+		if p.exited && twByOwner[pid] == 0 && stuck[pid] == 0 && !a.ownsCloseWait(pid) {
 			delete(a.procs, pid)
 		}
 	}

@@ -5,7 +5,6 @@ package output
 import (
 	"bufio"
 	"io"
-	"net/netip"
 	"strconv"
 	"unicode/utf8"
 
@@ -41,6 +40,7 @@ type JSON struct {
 	w     *bufio.Writer
 	clock ktime.Clock
 	ts    tsFormatter
+	addrs addrText
 	buf   []byte
 }
 
@@ -185,7 +185,7 @@ func (j *JSON) Host(h *Host) error {
 			b = append(b, ',')
 		}
 		b = append(b, `{"daddr":"`...)
-		b = appendAddr(b, r.Addr.Addr())
+		b = j.addrs.append(b, r.Addr.Addr())
 		b = append(b, `","dport":`...)
 		b = strconv.AppendUint(b, uint64(r.Addr.Port()), 10)
 		b = append(b, `,"count":`...)
@@ -232,11 +232,11 @@ func (j *JSON) appendCommon(b []byte, ts uint64, typ string, r *event.Record) []
 	b = append(b, `,"family":"`...)
 	b = append(b, r.Family.String()...)
 	b = append(b, `","saddr":"`...)
-	b = appendAddr(b, r.SAddr)
+	b = j.addrs.append(b, r.SAddr)
 	b = append(b, `","sport":`...)
 	b = strconv.AppendUint(b, uint64(r.SPort), 10)
 	b = append(b, `,"daddr":"`...)
-	b = appendAddr(b, r.DAddr)
+	b = j.addrs.append(b, r.DAddr)
 	b = append(b, `","dport":`...)
 	b = strconv.AppendUint(b, uint64(r.DPort), 10)
 	return b
@@ -244,13 +244,6 @@ func (j *JSON) appendCommon(b []byte, ts uint64, typ string, r *event.Record) []
 
 // Flush writes buffered lines through.
 func (j *JSON) Flush() error { return j.w.Flush() }
-
-func appendAddr(b []byte, a netip.Addr) []byte {
-	if !a.IsValid() {
-		return b
-	}
-	return a.AppendTo(b)
-}
 
 const hexDigits = "0123456789abcdef"
 

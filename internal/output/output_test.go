@@ -192,3 +192,14 @@ func BenchmarkJSONState(b *testing.B) {
 		w.State(&r)
 	}
 }
+
+func BenchmarkJSONStateIPv6(b *testing.B) {
+	w := NewJSON(io.Discard, ktime.FixedClock(epoch))
+	r := sample()
+	r.Family, r.SAddr, r.DAddr = event.AFInet6, netip.MustParseAddr("fd00::1:2"), netip.MustParseAddr("2001:db8::42")
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		r.TS += 1000
+		w.State(&r)
+	}
+}

@@ -34,11 +34,12 @@ func (t *Table) Apply(r *event.Record) {
 			t.remove(r.Cookie)
 			return
 		}
+		old, had := t.socks[r.Cookie]
 		fd := int32(-1)
-		if e, ok := t.socks[r.Cookie]; ok && e.Owner == r.Owner {
-			fd = e.FD
+		if had && old.Owner == r.Owner {
+			fd = old.FD
 		}
-		t.set(r.Cookie, Entry{Owner: r.Owner, Comm: r.Comm, State: r.New, Since: r.TS, FD: fd})
+		t.put(r.Cookie, Entry{Owner: r.Owner, Comm: r.Comm, State: r.New, Since: r.TS, FD: fd}, old, had)
 	case event.KindAccept:
 		if e, ok := t.socks[r.Cookie]; ok {
 			e.Owner, e.Comm, e.FD = r.Owner, r.Comm, r.FD
@@ -77,10 +78,20 @@ func (t *Table) Owns(tgid uint32) bool { return t.byOwner[tgid] > 0 }
 func (t *Table) Len() int { return len(t.socks) }
 
 func (t *Table) set(cookie uint64, e Entry) {
-	if old, ok := t.socks[cookie]; ok {
+	old, had := t.socks[cookie]
+	t.put(cookie, e, old, had)
+}
+
+// put stores e over old (had: there was one). The per-owner count changes
+// only with the owner: most records are a state change of the same owner.
+func (t *Table) put(cookie uint64, e, old Entry, had bool) {
+	t.socks[cookie] = e
+	if had && old.Owner == e.Owner {
+		return
+	}
+	if had {
 		t.unown(old.Owner)
 	}
-	t.socks[cookie] = e
 	if e.Owner != 0 {
 		t.byOwner[e.Owner]++
 	}

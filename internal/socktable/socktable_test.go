@@ -33,3 +33,30 @@ func TestTable(t *testing.T) {
 		t.Error("CLOSE did not remove the socket")
 	}
 }
+
+// Ownership counts survive many transitions of the same owner's sockets,
+// an owner change mid-life, and drop to nothing when the last one closes.
+func TestOwnerCounts(t *testing.T) {
+	tb := New()
+	st := func(cookie uint64, owner uint32, old, new event.State) {
+		tb.Apply(&event.Record{Kind: event.KindState, Cookie: cookie, Owner: owner, Old: old, New: new})
+	}
+	for c := uint64(1); c <= 2; c++ {
+		st(c, 20, event.Close, event.SynSent)
+		st(c, 20, event.SynSent, event.Established)
+	}
+	st(2, 21, event.Established, event.FinWait1) // learnt at close(): another holder
+	st(1, 20, event.Established, event.FinWait1)
+	st(1, 20, event.FinWait1, event.FinWait2)
+	if !tb.Owns(20) || !tb.Owns(21) {
+		t.Fatal("live sockets' owners not counted")
+	}
+	st(1, 20, event.FinWait2, event.Close)
+	if tb.Owns(20) || !tb.Owns(21) {
+		t.Error("owner 20 closed its only socket and still counts")
+	}
+	st(2, 21, event.FinWait1, event.Close)
+	if tb.Owns(21) || tb.Len() != 0 {
+		t.Error("table not empty after every socket closed")
+	}
+}
