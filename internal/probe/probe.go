@@ -4,7 +4,6 @@
 package probe
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +62,7 @@ const (
 // AcceptHooks lists the valid AcceptHook values.
 var AcceptHooks = []AcceptHook{AcceptAuto, AcceptFexit, AcceptSyscalls, AcceptOff}
 
-// Programs some kernels refuse to load (fexit; map element iterators):
+// Programs some kernels may refuse to load (fexit; the sweep):
 // each is loaded on its own, so that nothing else depends on it.
 const (
 	fexitAcceptProg = "on_inet_accept"
@@ -140,8 +139,8 @@ func Open(cfg Config) (p *Probe, err error) {
 	if err := p.attachAccept(full, opts); err != nil {
 		return nil, err
 	}
-	if p.objs.SweepSocks, err = p.loadAlone(full, opts, sweepProg); err != nil {
-		p.sweepNote = fmt.Sprintf("cannot load the socket entry sweep (iter/bpf_map_elem): %v: entries of sockets whose close was never seen (about 20 per million connections) stay until the map is full", err)
+	if serr := p.loadSweep(full, opts); serr != nil {
+		p.sweepNote = fmt.Sprintf("cannot run the socket entry sweep (a syscall program): %v: entries of sockets whose close was never seen (about 20 per million connections) stay until the map is full", serr)
 		p.notes = append(p.notes, p.sweepNote)
 	}
 	if p.reader, err = ring.Open(p.objs.Events); err != nil {
@@ -468,26 +467,34 @@ func readIter(opts link.IterOptions, what string) ([]byte, error) {
 	return raw, nil
 }
 
+// loadSweep loads the sweep and runs it once: the first run also settles
+// cilium/ebpf's BPF_PROG_RUN feature probe, which loads a program of its
+// own and so must happen before tcplens gives up its capabilities.
+func (p *Probe) loadSweep(full *ebpf.CollectionSpec, opts *ebpf.CollectionOptions) error {
+	prog, err := p.loadAlone(full, opts, sweepProg)
+	if err != nil {
+		return err
+	}
+	p.objs.SweepSocks = prog
+	if _, err := p.Sweep(); err != nil {
+		prog.Close()
+		p.objs.SweepSocks = nil
+		return err
+	}
+	return nil
+}
+
 // Sweep deletes the per-socket entries whose socket no longer exists (see
 // sweep_socks in bpf/) and returns how many it deleted.
 func (p *Probe) Sweep() (int, error) {
 	if p.objs.SweepSocks == nil {
 		return 0, nil // not loadable here (see Notes)
 	}
-	raw, err := readIter(link.IterOptions{Program: p.objs.SweepSocks, Map: p.objs.Socks}, "socks sweep")
+	deleted, err := p.objs.SweepSocks.Run(&ebpf.RunOptions{})
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("run the socket entry sweep: %w", err)
 	}
-	n := 0
-	for ; len(raw) >= 8; raw = raw[8:] {
-		cookie := binary.NativeEndian.Uint64(raw)
-		if err := p.objs.Socks.Delete(cookie); err == nil {
-			n++
-		} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return n, fmt.Errorf("delete stale socket entry %d: %w", cookie, err)
-		}
-	}
-	return n, nil
+	return int(deleted), nil
 }
 
 // Adopt makes sure the kernel names a current holder of the socket as its
