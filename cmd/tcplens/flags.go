@@ -42,7 +42,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.closeWaitRepeat, "close-wait-repeat", 5*time.Minute, "report a still-stuck CLOSE_WAIT socket again this often")
 	fs.DurationVar(&o.ownerRescan, "owner-rescan", 10*time.Second, "re-check every socket's owner against every process's descriptors this often (0: only when an owner exits)")
 	fs.StringVar(&o.probe.BTFPath, "btf", "", "kernel BTF file for kernels without /sys/kernel/btf/vmlinux")
-	wakeup := fs.String("wakeup-bytes", "", "wake the reader when this much data is queued (0: on every record; default 65536); records never wait longer than 100ms")
+	wakeup := fs.String("wakeup-bytes", "", "wake the reader when this much data is queued (0: on every record; default: a quarter of the ring buffer); records never wait longer than 100ms")
 	ring := fs.String("ring-buffer-size", "", "kernel ring buffer size in bytes: a power of two, at least the page size (default 4194304)")
 	fs.BoolVar(&o.check, "check", false, "load and attach everything, report what works on this kernel, detach and exit")
 	acceptHook := fs.String("accept-hook", string(probe.AcceptAuto), "how accept() is seen: auto (fexit where the kernel allows it, else none), fexit, syscalls (syscall tracepoints: every system call on the host gets slower) or off")
@@ -108,12 +108,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 		o.probe.RingBytes = n
 	}
-	o.probe.WakeupBytes = probe.DefaultWakeupBytes
+	ringBytes := o.probe.RingBytes
+	if ringBytes == 0 {
+		ringBytes = probe.DefaultRingBytes
+	}
+	o.probe.WakeupBytes = probe.DefaultWakeupBytes(ringBytes)
 	if *wakeup != "" {
-		ringBytes := o.probe.RingBytes
-		if ringBytes == 0 {
-			ringBytes = probe.DefaultRingBytes
-		}
 		n, err := strconv.ParseUint(*wakeup, 10, 32)
 		if err != nil || n > uint64(ringBytes/2) {
 			return o, usageError{fmt.Errorf("invalid --wakeup-bytes %q: want 0 to %d (half the ring buffer)", *wakeup, ringBytes/2)}

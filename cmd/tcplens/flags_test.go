@@ -22,6 +22,9 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{nil, "", func(o options) bool { return o.format == "json" && o.probe.PID == 0 && o.probe.Family == 0 }},
 		{[]string{"--format", "text"}, "", func(o options) bool { return o.format == "text" }},
+		{[]string{}, "", func(o options) bool { return o.probe.WakeupBytes == 1<<20 }},
+		{[]string{"--ring-buffer-size", "65536"}, "", func(o options) bool { return o.probe.WakeupBytes == 16384 }},
+		{[]string{"--wakeup-bytes", "0"}, "", func(o options) bool { return o.probe.WakeupBytes == 0 }},
 		{[]string{"--pid", "42", "--port", "443", "--ipv6"}, "", func(o options) bool {
 			return o.probe.PID == 42 && o.probe.Port == 443 && o.probe.Family == event.AFInet6
 		}},
