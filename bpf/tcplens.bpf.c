@@ -831,8 +831,6 @@ static __always_inline void note_request(struct timer_list *timer)
 		return;
 	struct req_key rk = {.netns = BPF_CORE_READ(skc, skc_net.net, ns.inum)};
 	common_tuple(skc, family, &rk.sport, &rk.dport, rk.saddr, rk.daddr);
-	if (bpf_map_lookup_elem(&reqs, &rk))
-		return; /* SYN-ACK retransmission: keep the first SYN's time */
 	struct req_info ri = {.syn_ns = bpf_ktime_get_ns()};
 	struct sock *listener = BPF_CORE_READ(skc, skc_listener);
 	__u64 lcookie = BPF_CORE_READ(listener, __sk_common.skc_cookie.counter);
@@ -842,6 +840,11 @@ static __always_inline void note_request(struct timer_list *timer)
 		ri.cgroup_id = li->cgroup_id;
 		__builtin_memcpy(ri.comm, li->comm, sizeof(ri.comm));
 	}
+	/*
+	 * The timer is re-armed for SYN-ACK retransmissions and repeated SYNs:
+	 * NOEXIST keeps the first SYN's time, without a lookup per connection
+	 * to find out first.
+	 */
 	bpf_map_update_elem(&reqs, &rk, &ri, BPF_NOEXIST);
 }
 
