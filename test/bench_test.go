@@ -43,16 +43,18 @@ func TestBenchSmoke(t *testing.T) {
 	var rep struct {
 		Modes []struct {
 			Name, Status, Reason string
-			Baseline             []float64 `json:"baseline_conns_per_sec"`
-			Traced               []float64 `json:"traced_conns_per_sec"`
-			Conns                uint64    `json:"traced_conns"`
-			CostConns            uint64    `json:"cost_conns"`
-			CPU                  float64   `json:"cpu_s_per_100k_conns"`
-			PeakRSS              uint64    `json:"peak_rss_bytes"`
-			Expected             uint64    `json:"events_expected"`
-			Ours                 uint64    `json:"events_ours"`
-			Lost                 uint64    `json:"lost"`
-			Missed               uint64    `json:"missed"`
+			Baseline             []float64  `json:"baseline_conns_per_sec"`
+			Traced               []float64  `json:"traced_conns_per_sec"`
+			Conns                uint64     `json:"traced_conns"`
+			CostConns            uint64     `json:"cost_conns"`
+			CPU                  float64    `json:"cpu_s_per_100k_conns"`
+			PeakRSS              uint64     `json:"peak_rss_bytes"`
+			Expected             uint64     `json:"events_expected"`
+			Ours                 uint64     `json:"events_ours"`
+			Lost                 uint64     `json:"lost"`
+			Missed               uint64     `json:"missed"`
+			Paired               float64    `json:"paired_overhead_pct"`
+			PairedRange          [2]float64 `json:"paired_overhead_range_pct"`
 			Programs             []struct {
 				Name   string
 				Runs   uint64
@@ -76,6 +78,9 @@ func TestBenchSmoke(t *testing.T) {
 		}
 		if len(m.Baseline) != 2 || len(m.Traced) != 2 || m.Conns == 0 || m.PeakRSS == 0 {
 			t.Errorf("mode %s: incomplete measurement: %+v", m.Name, m)
+		}
+		if m.PairedRange[0] > m.Paired || m.Paired > m.PairedRange[1] || m.PairedRange == [2]float64{} {
+			t.Errorf("mode %s: paired overhead %v outside its range %v", m.Name, m.Paired, m.PairedRange)
 		}
 		runs := map[string]uint64{}
 		for _, p := range m.Programs {

@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -401,8 +402,14 @@ type modeResult struct {
 	BaselineMedian float64   `json:"baseline_median"`
 	TracedMedian   float64   `json:"traced_median"`
 	OverheadPct    float64   `json:"overhead_pct"`
-	BaselineSpread float64   `json:"baseline_spread_pct"` // (max-min)/median of the baseline rounds: the run's noise
-	TracedSpread   float64   `json:"traced_spread_pct"`
+	// Per ABAB pair (a baseline round and the traced round right after it):
+	// the median and the range of (baseline-traced)/baseline. Slow drift of
+	// the host's load moves both rounds of a pair alike, so the range shows
+	// what the run can tell apart.
+	PairedOverheadPct float64    `json:"paired_overhead_pct"`
+	PairedRangePct    [2]float64 `json:"paired_overhead_range_pct"`
+	BaselineSpread    float64    `json:"baseline_spread_pct"` // (max-min)/median of the baseline rounds: the run's noise
+	TracedSpread      float64    `json:"traced_spread_pct"`
 
 	Conns          uint64  `json:"traced_conns"`
 	CPUUser        float64 `json:"cpu_user_s"`
@@ -513,6 +520,7 @@ func (mr *modeResult) finish() {
 	}
 	mr.BaselineSpread = spread(mr.Baseline)
 	mr.TracedSpread = spread(mr.Traced)
+	mr.PairedOverheadPct, mr.PairedRangePct = paired(mr.Baseline, mr.Traced)
 	if mr.Conns > 0 {
 		mr.CPUPer100k = (mr.CPUUser + mr.CPUSys) / float64(mr.Conns) * 1e5
 		mr.UserPer100k = mr.CPUUser / float64(mr.Conns) * 1e5
@@ -541,6 +549,21 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// paired is the median and the range of the per-pair overheads, in
+// percent: baseline[i] and traced[i] ran one after the other.
+func paired(baseline, traced []float64) (float64, [2]float64) {
+	var p []float64
+	for i := 0; i < len(baseline) && i < len(traced); i++ {
+		if baseline[i] > 0 {
+			p = append(p, (baseline[i]-traced[i])/baseline[i]*100)
+		}
+	}
+	if len(p) == 0 {
+		return 0, [2]float64{}
+	}
+	return median(p), [2]float64{slices.Min(p), slices.Max(p)}
 }
 
 // spread is (max-min)/median in percent: how noisy a set of rounds was.

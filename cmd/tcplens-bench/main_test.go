@@ -92,3 +92,19 @@ func TestModesTable(t *testing.T) {
 		}
 	}
 }
+
+func TestPaired(t *testing.T) {
+	// Drift: both rounds of each pair move together; every pair says 10 %.
+	med, rng := paired([]float64{100, 200, 300}, []float64{90, 180, 270})
+	if med != 10 || rng != [2]float64{10, 10} {
+		t.Errorf("drifting pairs: %v %v, want 10 [10 10]", med, rng)
+	}
+	// A missing traced round (a failed round) pairs only what ran.
+	med, rng = paired([]float64{100, 100, 100}, []float64{80, 95})
+	if med != 12.5 || rng != [2]float64{5, 20} {
+		t.Errorf("uneven: %v %v, want 12.5 [5 20]", med, rng)
+	}
+	if med, _ := paired(nil, nil); med != 0 {
+		t.Errorf("no rounds: %v", med)
+	}
+}

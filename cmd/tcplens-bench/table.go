@@ -19,7 +19,7 @@ func printTable(w io.Writer, rep *report) {
 			c.Family, c.Closer, c.Workers, c.Rounds, c.Rounds, c.RoundSeconds, rep.Host["kernel"], rep.Host["cpus"])
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tbaseline conn/s\ttraced conn/s\toverhead\tspread base/traced\tcpu-s/100k conns\t(user)\tpeak RSS\tBPF maps\tevents/expected\tlost\tmissed\t")
+	fmt.Fprintln(tw, "mode\tbaseline conn/s\ttraced conn/s\toverhead\tpaired (range)\tspread base/traced\tcpu-s/100k conns\t(user)\tpeak RSS\tBPF maps\tevents/expected\tlost\tmissed\t")
 	for _, m := range rep.Modes {
 		if m.Status != "ok" {
 			continue
@@ -28,8 +28,8 @@ func printTable(w io.Writer, rep *report) {
 		if m.EventsExpected == 0 {
 			events = fmt.Sprintf("%d/-", m.EventsOurs)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f%%\t%.0f%%/%.0f%%\t%.2f\t%.2f\t%s\t%s\t%s\t%d\t%d\t\n",
-			m.Name, m.BaselineMedian, m.TracedMedian, m.OverheadPct, m.BaselineSpread, m.TracedSpread, m.CPUPer100k, m.UserPer100k,
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f%%\t%.1f%% (%.1f..%.1f)\t%.0f%%/%.0f%%\t%.2f\t%.2f\t%s\t%s\t%s\t%d\t%d\t\n",
+			m.Name, m.BaselineMedian, m.TracedMedian, m.OverheadPct, m.PairedOverheadPct, m.PairedRangePct[0], m.PairedRangePct[1], m.BaselineSpread, m.TracedSpread, m.CPUPer100k, m.UserPer100k,
 			mib(m.PeakRSS), mib(m.BPFMapBytes), events, m.Lost, m.Missed)
 	}
 	tw.Flush()
