@@ -24,7 +24,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], stdoutWriter(os.Stdout), os.Stderr)
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
 }
