@@ -22,6 +22,7 @@
  *   tracepoint/syscalls/sys_exit_accept{,4}
  *   tp_btf/sched_process_exit    tells user space an owner is gone
  *   iter/task_file               start-up scan: which process holds which socket
+ *   syscall sweep_socks          run by the loader: entries of sockets gone unseen
  */
 #include "../vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -40,11 +40,11 @@ func (p *Probe) Hooks() []Hook {
 	progs := programsByName(&p.objs.TcplensPrograms)
 	var hooks []Hook
 	for name, ps := range spec.Programs {
-		if strings.HasPrefix(ps.SectionName, "iter/") && name != sweepProg {
+		if strings.HasPrefix(ps.SectionName, "iter/") {
 			continue // the start-up scan: reported on its own
 		}
 		h := Hook{Program: name, Section: ps.SectionName, Required: requiredPrograms[name]}
-		if name == sweepProg { // attached at each sweep: loaded is what counts
+		if name == sweepProg { // run (not attached) at each re-scan: loaded and run once is what counts
 			h.Attached, h.Reason = p.objs.SweepSocks != nil, p.sweepNote
 			hooks = append(hooks, h)
 			continue

@@ -445,30 +445,21 @@ func (p *Probe) counter(idx bpfobj.TcplensCounter) (uint64, error) {
 
 // Scan lists every TCP socket descriptor of every process (iter/task_file).
 func (p *Probe) Scan() ([]event.Seed, error) {
-	raw, err := readIter(link.IterOptions{Program: p.objs.ScanTaskFiles}, "task_file")
+	it, err := link.AttachIter(link.IterOptions{Program: p.objs.ScanTaskFiles})
 	if err != nil {
-		return nil, err
-	}
-	return event.DecodeSeeds(raw)
-}
-
-// readIter runs a BPF iterator once and returns what it wrote.
-func readIter(opts link.IterOptions, what string) ([]byte, error) {
-	it, err := link.AttachIter(opts)
-	if err != nil {
-		return nil, fmt.Errorf("attach %s iterator: %w", what, err)
+		return nil, fmt.Errorf("attach task_file iterator: %w", err)
 	}
 	defer it.Close()
 	rd, err := it.Open()
 	if err != nil {
-		return nil, fmt.Errorf("open %s iterator: %w", what, err)
+		return nil, fmt.Errorf("open task_file iterator: %w", err)
 	}
 	defer rd.Close()
 	raw, err := io.ReadAll(rd)
 	if err != nil {
-		return nil, fmt.Errorf("read %s iterator: %w", what, err)
+		return nil, fmt.Errorf("read task_file iterator: %w", err)
 	}
-	return raw, nil
+	return event.DecodeSeeds(raw)
 }
 
 // loadSweep loads the sweep and runs it once: the first run also settles
