@@ -30,7 +30,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	out := filepath.Join(dir, "bench.json")
 	cmd := exec.Command(filepath.Join(dir, "tcplens-bench"), "--tcplens", tool, "--churn", filepath.Join(dir, "churn"),
-		"--rounds", "2", "--round", "1s", "--modes", "json-file,no-events", "--json", out)
+		"--rounds", "2", "--round", "1s", "--modes", "floor,json-file,no-events", "--json", out)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tcplens-bench: %v\n%s", err, b)
 	} else {
@@ -55,6 +55,9 @@ func TestBenchSmoke(t *testing.T) {
 			Missed               uint64     `json:"missed"`
 			Paired               float64    `json:"paired_overhead_pct"`
 			PairedRange          [2]float64 `json:"paired_overhead_range_pct"`
+			KernelNs             float64    `json:"kernel_ns_per_conn"`
+			OverFloor            *float64   `json:"over_floor_pct"`
+			KernelOverFloor      *float64   `json:"kernel_over_floor_ns_per_conn"`
 			Programs             []struct {
 				Name   string
 				Runs   uint64
@@ -65,8 +68,8 @@ func TestBenchSmoke(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatalf("bench JSON: %v\n%s", err, b)
 	}
-	if len(rep.Modes) != 2 {
-		t.Fatalf("want 2 modes, got %d", len(rep.Modes))
+	if len(rep.Modes) != 3 {
+		t.Fatalf("want 3 modes, got %d", len(rep.Modes))
 	}
 	for _, m := range rep.Modes {
 		switch {
@@ -91,6 +94,18 @@ func TestBenchSmoke(t *testing.T) {
 		// machine it is a measurement, not an invariant to fail on.
 		if m.CostConns == 0 || runs["on_set_state"] < m.CostConns*9 {
 			t.Errorf("mode %s: on_set_state ran (or was skipped) %d times for %d connections", m.Name, runs["on_set_state"], m.CostConns)
+		}
+		if m.KernelNs <= 0 {
+			t.Errorf("mode %s: kernel ns/conn %v", m.Name, m.KernelNs)
+		}
+		// The floor hooks what tcplens hooks (timers too) and writes nothing;
+		// every other mode is compared with it.
+		if m.Name == "floor" {
+			if runs["on_timer_start"] == 0 || m.Ours != 0 || m.OverFloor != nil {
+				t.Errorf("floor: timer_start runs %d, lines %d, over floor %v", runs["on_timer_start"], m.Ours, m.OverFloor)
+			}
+		} else if m.OverFloor == nil || m.KernelOverFloor == nil {
+			t.Errorf("mode %s: no comparison with the floor", m.Name)
 		}
 		if m.Name == "json-file" {
 			if m.Ours == 0 || m.Ours > m.Expected {

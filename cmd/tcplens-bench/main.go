@@ -38,10 +38,14 @@ type mode struct {
 	Name  string
 	Args  []string
 	Lines bool // writes one line per transition: compare lines with the expected count
+	// Floor: the tracer is not tcplens but the floor (floorTracerArg):
+	// what hooking tcplens's tracepoints costs with no work behind them.
+	Floor bool
 }
 
 // modes is the table of known tracer modes.
 var modes = []mode{
+	{Name: "floor", Floor: true},
 	{Name: "json-file", Lines: true},
 	// Waking the reader for every record (the pre-batching behaviour), for comparison.
 	{Name: "json-per-record", Args: []string{"--wakeup-bytes", "0"}, Lines: true},
@@ -57,6 +61,7 @@ const listenerLines = 2
 
 type config struct {
 	tcplens, churn string
+	self           string // this binary: the floor mode's tracer
 	rounds         int
 	round          time.Duration
 	family         int
@@ -81,6 +86,9 @@ func (m *modeList) String() string     { return strings.Join(*m, ",") }
 func (m *modeList) Set(s string) error { *m = append(*m, s); return nil }
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == floorTracerArg {
+		os.Exit(runFloorTracer())
+	}
 	cfg := &config{}
 	var modeNames string
 	var custom modeList
@@ -92,7 +100,7 @@ func main() {
 	fs.IntVar(&cfg.family, "family", 4, "churn address family: 4 or 6")
 	fs.StringVar(&cfg.closer, "closer", "client", "who closes first: client or server")
 	fs.IntVar(&cfg.workers, "workers", 4, "churn client workers (and as many server workers)")
-	fs.StringVar(&modeNames, "modes", "json-file,no-events", "tracer modes to run, from: "+knownModes())
+	fs.StringVar(&modeNames, "modes", "floor,json-file,no-events", "tracer modes to run, from: "+knownModes())
 	fs.Var(&custom, "mode", "extra tracer mode NAME=ARGS (ARGS split on spaces; repeatable), e.g. 'text=--format text'")
 	fs.BoolVar(&cfg.netns, "netns", true, "run each churn round in a fresh network namespace")
 	fs.BoolVar(&cfg.bpfStats, "bpf-stats", true, "turn on the kernel's BPF run-time statistics while running")
@@ -153,6 +161,9 @@ func main() {
 	if cfg.churn, err = filepath.Abs(cfg.churn); err != nil {
 		fatal(1, "%v", err)
 	}
+	if cfg.self, err = os.Executable(); err != nil {
+		fatal(1, "%v", err)
+	}
 	if cfg.outDir == "" {
 		dir, err := os.MkdirTemp("", "tcplens-bench-")
 		if err != nil {
@@ -193,6 +204,7 @@ func main() {
 		}
 		rep.Modes = append(rep.Modes, mr)
 	}
+	compareToFloor(rep.Modes)
 	if cfg.jsonPath != "-" {
 		printTable(os.Stdout, rep)
 	}
@@ -429,6 +441,13 @@ type modeResult struct {
 	Untracked      uint64  `json:"sockets_untracked"`
 	OutputBytes    int64   `json:"output_bytes"`
 
+	// Kernel time of all the mode's programs per connection (cost round).
+	KernelNsPerConn float64 `json:"kernel_ns_per_conn"`
+	// Against the floor mode of the same run (absent when it did not run):
+	// paired overhead and kernel time above what hooking costs.
+	OverFloorPct         *float64 `json:"over_floor_pct,omitempty"`
+	KernelOverFloorNsPer *float64 `json:"kernel_over_floor_ns_per_conn,omitempty"`
+
 	Programs  []programResult `json:"programs"`   // from the cost round
 	CostConns uint64          `json:"cost_conns"` // connections of the cost round
 	Rounds    []roundResult   `json:"rounds"`
@@ -535,8 +554,34 @@ func (mr *modeResult) finish() {
 			p.NsPerConn = float64(s.Runtime.Nanoseconds()) / float64(mr.CostConns)
 		}
 		mr.Programs = append(mr.Programs, p)
+		mr.KernelNsPerConn += p.NsPerConn
 	}
 	sort.Slice(mr.Programs, func(i, j int) bool { return mr.Programs[i].Name < mr.Programs[j].Name })
+}
+
+// compareToFloor sets each mode's figures above the floor mode's, when the
+// floor ran in the same run.
+func compareToFloor(modes []*modeResult) {
+	var floor *modeResult
+	for _, m := range modes {
+		if m.Name == "floor" && m.Status == "ok" {
+			floor = m
+		}
+	}
+	if floor == nil {
+		return
+	}
+	for _, m := range modes {
+		if m == floor || m.Status != "ok" {
+			continue
+		}
+		pct := m.PairedOverheadPct - floor.PairedOverheadPct
+		m.OverFloorPct = &pct
+		if m.CostConns > 0 && floor.CostConns > 0 {
+			ns := m.KernelNsPerConn - floor.KernelNsPerConn
+			m.KernelOverFloorNsPer = &ns
+		}
+	}
 }
 
 func median(v []float64) float64 {

@@ -86,7 +86,7 @@ func TestModesTable(t *testing.T) {
 		}
 		seen[m.Name] = true
 	}
-	for _, name := range []string{"json-file", "no-events"} {
+	for _, name := range []string{"floor", "json-file", "no-events"} {
 		if !seen[name] {
 			t.Errorf("mode %s missing", name)
 		}

@@ -133,6 +133,9 @@ func startTracer(cfg *config, m mode, outPath string) (*tracerRun, error) {
 	defer out.Close()
 	t := &tracerRun{outPath: outPath, stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	t.cmd = exec.Command(cfg.tcplens, m.Args...)
+	if m.Floor {
+		t.cmd = exec.Command(cfg.self, floorTracerArg)
+	}
 	t.cmd.Stdout = out
 	pr, pw := io.Pipe()
 	t.cmd.Stderr = io.MultiWriter(t.stderr, pw)

@@ -19,7 +19,7 @@ func printTable(w io.Writer, rep *report) {
 			c.Family, c.Closer, c.Workers, c.Rounds, c.Rounds, c.RoundSeconds, rep.Host["kernel"], rep.Host["cpus"])
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tbaseline conn/s\ttraced conn/s\toverhead\tpaired (range)\tspread base/traced\tcpu-s/100k conns\t(user)\tpeak RSS\tBPF maps\tevents/expected\tlost\tmissed\t")
+	fmt.Fprintln(tw, "mode\tbaseline conn/s\ttraced conn/s\toverhead\tpaired (range)\tspread base/traced\tcpu-s/100k conns\t(user)\tpeak RSS\tBPF maps\tkernel ns/conn\tevents/expected\tlost\tmissed\t")
 	for _, m := range rep.Modes {
 		if m.Status != "ok" {
 			continue
@@ -28,11 +28,24 @@ func printTable(w io.Writer, rep *report) {
 		if m.EventsExpected == 0 {
 			events = fmt.Sprintf("%d/-", m.EventsOurs)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f%%\t%.1f%% (%.1f..%.1f)\t%.0f%%/%.0f%%\t%.2f\t%.2f\t%s\t%s\t%s\t%d\t%d\t\n",
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.1f%%\t%.1f%% (%.1f..%.1f)\t%.0f%%/%.0f%%\t%.2f\t%.2f\t%s\t%s\t%.0f\t%s\t%d\t%d\t\n",
 			m.Name, m.BaselineMedian, m.TracedMedian, m.OverheadPct, m.PairedOverheadPct, m.PairedRangePct[0], m.PairedRangePct[1], m.BaselineSpread, m.TracedSpread, m.CPUPer100k, m.UserPer100k,
-			mib(m.PeakRSS), mib(m.BPFMapBytes), events, m.Lost, m.Missed)
+			mib(m.PeakRSS), mib(m.BPFMapBytes), m.KernelNsPerConn, events, m.Lost, m.Missed)
 	}
 	tw.Flush()
+	for i, m := range rep.Modes {
+		if m.OverFloorPct == nil {
+			continue
+		}
+		if i > 0 && rep.Modes[i-1].OverFloorPct == nil {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "%s above the floor (the same hooks, doing nothing): %+.1f points paired overhead", m.Name, *m.OverFloorPct)
+		if m.KernelOverFloorNsPer != nil {
+			fmt.Fprintf(w, ", %+.0f kernel ns/conn", *m.KernelOverFloorNsPer)
+		}
+		fmt.Fprintln(w)
+	}
 	for _, m := range rep.Modes {
 		if m.Status != "ok" {
 			fmt.Fprintf(w, "\n%s: %s: %s\n", m.Name, m.Status, oneLine(m.Reason))
