@@ -397,3 +397,81 @@ func dropNotes(stderr string) string {
 	}
 	return strings.Join(keep, "")
 }
+
+// TestMissedCloseWaitInferred: a ->CLOSE_WAIT whose record never arrives
+// (here: the ring buffer was full while tcplens was stopped) would leave a
+// stuck socket unreported for good, since it sends no further record. Two
+// owner re-scans that show it in CLOSE_WAIT while its records say
+// ESTABLISHED restore it: an inferred transition, then the stuck report
+// with its age as a lower bound.
+func TestMissedCloseWaitInferred(t *testing.T) {
+	requireRoot(t)
+	srv, cli, churner := startPeer(t, ""), startPeer(t, ""), startPeer(t, "")
+	ln := netip.MustParseAddrPort(srv.do("listen 127.0.0.1:0"))
+	// Already stuck in CLOSE_WAIT, but on a port --port leaves out: the
+	// start-up scan finds it, and it must stay out of every line.
+	otherSrv, otherCli := startPeer(t, ""), startPeer(t, "")
+	otherLn := netip.MustParseAddrPort(otherSrv.do("listen 127.0.0.1:0"))
+	otherCliLocal, _ := endpoints(t, otherCli.do("connect %s", otherLn))
+	otherSrvLocal, _ := endpoints(t, otherSrv.do("accept"))
+	otherCli.do("close")
+	rt := startTool(t, "--ring-buffer-size", strconv.Itoa(os.Getpagesize()), "--port", itoa(uint64(ln.Port())),
+		"--close-wait-after", "1s", "--owner-rescan", "300ms")
+	cliLocal, _ := endpoints(t, cli.do("connect %s", ln))
+	srvLocal, _ := endpoints(t, srv.do("accept"))
+	stateLines := func(ls []map[string]any, old, new string) (delivered, inferred int) {
+		for _, m := range pick(ls, "state", srvLocal, cliLocal) {
+			if str(m, "old") == old && str(m, "new") == new {
+				if m["inferred"] == true {
+					inferred++
+				} else {
+					delivered++
+				}
+			}
+		}
+		return
+	}
+	rt.waitLines(t, "the server socket established", 10*time.Second, func(ls []map[string]any) bool {
+		n, _ := stateLines(ls, "SYN_RECV", "ESTABLISHED")
+		return n == 1
+	})
+	srv.do("serve")
+
+	rt.cmd.Process.Signal(syscall.SIGSTOP)
+	churner.do("churn %s 200", ln) // ~2000 records for a ring of ~20
+	cli.do("close")                // the server socket goes to CLOSE_WAIT: no room for its record
+	time.Sleep(200 * time.Millisecond)
+	rt.cmd.Process.Signal(syscall.SIGCONT)
+
+	ls := rt.waitLines(t, "a stuck report", 30*time.Second, func(ls []map[string]any) bool {
+		for _, m := range pick(ls, "close_wait", srvLocal, cliLocal) {
+			if str(m, "status") == "stuck" {
+				return true
+			}
+		}
+		return false
+	})
+	delivered, inferred := stateLines(ls, "ESTABLISHED", "CLOSE_WAIT")
+	if delivered != 0 {
+		t.Fatalf("the ->CLOSE_WAIT record was delivered: the ring did not overflow, nothing to infer")
+	}
+	if inferred != 1 {
+		t.Errorf("%d inferred ESTABLISHED->CLOSE_WAIT lines, want 1", inferred)
+	}
+	for _, typ := range []string{"state", "close_wait"} {
+		if other := pick(ls, typ, otherSrvLocal, otherCliLocal); len(other) > 0 {
+			t.Errorf("a socket outside --port reported: %v", other)
+		}
+	}
+	stuck := pick(ls, "close_wait", srvLocal, cliLocal)[0]
+	if stuck["age_at_least"] != true || int(num(stuck, "pid")) != srv.Pid || num(stuck, "age_ns") < 1e9 {
+		t.Errorf("stuck report: %v (server pid %d)", stuck, srv.Pid)
+	}
+	code, stderr := rt.stop(t, syscall.SIGTERM)
+	if code != 0 || !strings.Contains(stderr, "missed ->CLOSE_WAIT inferred 1\n") {
+		t.Errorf("exit %d; stderr:\n%s", code, stderr)
+	}
+	if m := recordsLine.FindStringSubmatch(stderr); m == nil || m[3] == "0" {
+		t.Errorf("no loss counted:\n%s", stderr)
+	}
+}

@@ -169,6 +169,8 @@ func (m *metrics) write(w io.Writer, s *counts) {
 	value("tcplens_ownership_rescans_total", "", s.stats.Rescans)
 	metric("tcplens_stale_entries_swept_total", "counter", "Kernel per-socket entries deleted because their socket was gone (its close was never seen).")
 	value("tcplens_stale_entries_swept_total", "", s.stats.Swept)
+	metric("tcplens_inferred_transitions_total", "counter", "->CLOSE_WAIT transitions never delivered (lost or missed) that two owner re-scans showed.")
+	value("tcplens_inferred_transitions_total", "", s.stats.Inferred)
 	metric("tcplens_events_emitted_total", "counter", "State lines written to the output.")
 	value("tcplens_events_emitted_total", "", s.emitted)
 	metric("tcplens_state_transitions_total", "counter", "TCP state transitions by new state.")

@@ -63,8 +63,8 @@ func printRecords(w io.Writer, t *tracer.Tracer) {
 		return
 	}
 	st := t.Stats()
-	fmt.Fprintf(w, "tcplens: records produced %d, read %d, lost %d, reported lost %d; ownership re-scans %d, stale socket entries swept %d\n",
-		c.Produced, st.Records, c.RingFull, t.Reported(), st.Rescans, st.Swept)
+	fmt.Fprintf(w, "tcplens: records produced %d, read %d, lost %d, reported lost %d; ownership re-scans %d, stale socket entries swept %d, missed ->CLOSE_WAIT inferred %d\n",
+		c.Produced, st.Records, c.RingFull, t.Reported(), st.Rescans, st.Swept, st.Inferred)
 }
 
 // restrictPrivileges gives up, on every thread, the capabilities that

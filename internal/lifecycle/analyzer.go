@@ -182,7 +182,8 @@ func (a *Analyzer) state(r *event.Record) error {
 		}
 	}
 	if r.New == event.CloseWait {
-		a.cw[r.Cookie] = &cwEntry{conn: *r, since: r.TS}
+		// An inferred ->CLOSE_WAIT is timed when it was first seen: a lower bound.
+		a.cw[r.Cookie] = &cwEntry{conn: *r, since: r.TS, atLeast: r.SockFlags&event.FlagInferred != 0}
 		a.proc(r)
 	}
 	if r.Old == event.CloseWait {

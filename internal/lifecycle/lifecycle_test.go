@@ -178,6 +178,11 @@ func TestCloseWait(t *testing.T) {
 	a := New(Config{CloseWaitAfter: 30 * sec, CloseWaitRepeat: 60 * sec, Start: 100 * sec}, c, own)
 	a.Record(st(1, 100*sec, event.Established, event.CloseWait))
 	a.SeedCloseWait(event.Record{Cookie: 2, Owner: 30, Comm: "old", Family: event.AFInet})
+	// A ->CLOSE_WAIT whose record was lost, inferred from re-scans and timed
+	// at the first scan that showed it: its age is a lower bound too.
+	inferred := st(3, 100*sec, event.Established, event.CloseWait)
+	inferred.SockFlags, inferred.Owner = event.FlagInferred, 40
+	a.Record(inferred)
 	if a.CloseWaitDue(129 * sec) {
 		t.Error("due before the threshold")
 	}
@@ -190,7 +195,7 @@ func TestCloseWait(t *testing.T) {
 	}
 	a.Tick(130 * sec)
 	a.Tick(150 * sec) // within the repeat interval: quiet
-	if len(c.cw) != 2 {
+	if len(c.cw) != 3 {
 		t.Fatalf("reports %+v", c.cw)
 	}
 	for _, r := range c.cw {
@@ -203,6 +208,10 @@ func TestCloseWait(t *testing.T) {
 			if !r.AtLeast || r.AgeNs != 30*sec || r.Conn.Owner != 30 {
 				t.Errorf("seeded report %+v", r)
 			}
+		case 3:
+			if !r.AtLeast || r.AgeNs != 30*sec {
+				t.Errorf("inferred report %+v", r)
+			}
 		}
 	}
 	s := a.Summaries(150 * sec)
@@ -210,11 +219,11 @@ func TestCloseWait(t *testing.T) {
 	for _, x := range s {
 		stuck[x.Pid] = x.CloseWaitStuck
 	}
-	if stuck[10] != 0 || stuck[20] != 1 || stuck[30] != 1 {
+	if stuck[10] != 0 || stuck[20] != 1 || stuck[30] != 1 || stuck[40] != 1 {
 		t.Errorf("summaries %+v", s)
 	}
 	a.Tick(190 * sec)
-	if len(c.cw) != 4 {
+	if len(c.cw) != 6 {
 		t.Errorf("not repeated after the interval: %d reports", len(c.cw))
 	}
 	a.Record(st(1, 200*sec, event.CloseWait, event.LastAck))

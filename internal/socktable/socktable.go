@@ -17,8 +17,9 @@ type Entry struct {
 // Table maps socket cookies to entries. Entries are removed when their
 // socket reaches CLOSE, so its size follows the number of live sockets.
 type Table struct {
-	socks   map[uint64]Entry
-	byOwner map[uint32]int // live sockets per owner
+	socks      map[uint64]Entry
+	byOwner    map[uint32]int       // live sockets per owner
+	cwSuspects map[uint64]cwSuspect // see ReconcileCloseWait
 }
 
 // New returns an empty table.

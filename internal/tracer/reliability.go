@@ -25,7 +25,8 @@ func OpenContext(ctx context.Context, cfg probe.Config) (*Tracer, error) {
 		p.Close()
 		return nil, err
 	}
-	t := &Tracer{probe: p, table: socktable.New(), exited: make(map[uint32]bool), start: ktime.Now(), agg: cfg.Aggregate}
+	t := &Tracer{probe: p, table: socktable.New(), exited: make(map[uint32]bool), start: ktime.Now(), agg: cfg.Aggregate,
+		filter: filter{pid: cfg.PID, port: cfg.Port, family: cfg.Family}}
 	// The hooks are attached before the scan, so a socket cannot change
 	// hands unseen between the two.
 	if err := t.adoptScan(); err != nil {

@@ -38,6 +38,7 @@ type Stats struct {
 	DecodeErrors uint64 // records that could not be decoded
 	Rescans      uint64 // ownership re-scans after owners exited
 	Swept        uint64 // kernel entries of sockets that were gone (see probe.Sweep)
+	Inferred     uint64 // transitions never delivered, inferred from re-scans (socktable.ReconcileCloseWait)
 	Seeded       int    // sockets found by the start-up scan
 }
 
@@ -56,6 +57,22 @@ type Tracer struct {
 	scanned  bool          // the start-up scan is done
 	every    time.Duration // periodic ownership re-scan (0: only after exits)
 	nextScan time.Time
+	inferred []event.Record // transitions re-scans showed were missed, to dispatch
+	filter   filter         // the kernel's record filters, for scanned sockets
+}
+
+// filter is what the kernel filters records by (--pid, --port, --family),
+// applied to sockets found by scans: the table must not hold, report or
+// reconcile a socket whose records the kernel drops.
+type filter struct {
+	pid    uint32
+	port   uint16
+	family uint16
+}
+
+func (f filter) wanted(s *event.Seed) bool {
+	return (f.pid == 0 || s.Tgid == f.pid) && (f.port == 0 || s.SPort == f.port || s.DPort == f.port) &&
+		(f.family == 0 || uint16(s.Family) == f.family)
 }
 
 // SetRescanInterval makes the tracer re-scan every process's descriptors
@@ -87,12 +104,18 @@ func (t *Tracer) Table() *socktable.Table { return t.table }
 // it, else the first holder (lowest pid: usually the creator, not a forked
 // child). Processes known to have exited are not holders.
 func (t *Tracer) adoptScan() error {
+	scanAt := ktime.Now()
 	seeds, err := t.probe.Scan()
 	if err != nil {
 		return err
 	}
 	if t.seeds == nil {
-		t.seeds = seeds
+		t.seeds = []event.Seed{}
+		for _, s := range seeds {
+			if t.filter.wanted(&s) {
+				t.seeds = append(t.seeds, s)
+			}
+		}
 	}
 	holders := make(map[uint64][]event.Seed, len(seeds))
 	var order []uint64
@@ -115,11 +138,12 @@ func (t *Tracer) adoptScan() error {
 		if !tracked {
 			continue
 		}
+		wanted := t.filter.wanted(&owner)
 		if t.agg {
 			// Only watched CLOSE_WAIT sockets: nothing else would ever
 			// tell the table that a socket is gone.
 			if _, ok := t.table.Get(cookie); !ok {
-				if !first || owner.State != event.CloseWait {
+				if !first || !wanted || owner.State != event.CloseWait {
 					continue
 				}
 				if ok, err := t.probe.Watch(cookie); err != nil {
@@ -129,10 +153,15 @@ func (t *Tracer) adoptScan() error {
 				}
 			}
 		}
-		if first {
+		if first && wanted {
 			t.table.Seed(owner)
 		}
 		t.table.SetOwner(cookie, owner.Tgid, owner.Comm, int32(owner.FD))
+	}
+	if !first && !t.agg {
+		// Summary-only mode keeps no record-driven states to correct: its
+		// CLOSE_WAITs come from the kernel's socket map.
+		t.inferred = append(t.inferred, t.table.ReconcileCloseWait(seeds, scanAt)...)
 	}
 	return nil
 }
@@ -270,6 +299,13 @@ func (t *Tracer) housekeeping(h Handlers) error {
 		if err != nil {
 			return err
 		}
+		for i := range t.inferred {
+			t.stats.Inferred++
+			if err := t.dispatch(&t.inferred[i], h.Record); err != nil {
+				return err
+			}
+		}
+		t.inferred = t.inferred[:0]
 		if periodic {
 			n, err := t.probe.Sweep()
 			t.stats.Swept += uint64(n)
