@@ -23,6 +23,7 @@ import (
 )
 
 func main() {
+	limitProcs()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], stdoutWriter(os.Stdout), os.Stderr)
 	stop()
