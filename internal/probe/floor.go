@@ -31,13 +31,9 @@ func OpenFloor() (f *Floor, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("read embedded floor object: %w", err)
 	}
-	timers := kallsymsAddrs("tcp_write_timer", "reqsk_timer_handler", "tw_timer_handler")
-	for name, v := range map[string]uint64{
-		"tcp_write_timer_addr": timers["tcp_write_timer"],
-		"reqsk_timer_addr":     timers["reqsk_timer_handler"],
-		"tw_timer_addr":        timers["tw_timer_handler"],
-	} {
-		if err := spec.Variables[name].Set(v); err != nil {
+	timers := timerAddrs()
+	for fn, name := range timerVars {
+		if err := spec.Variables[name].Set(timers[fn]); err != nil {
 			return nil, fmt.Errorf("set %s: %w", name, err)
 		}
 	}

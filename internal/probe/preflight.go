@@ -98,6 +98,24 @@ func ensureTracefs() error {
 	return nil
 }
 
+// timerVars maps each kernel timer function the programs tell apart (in
+// tcplens's object and in the benchmark's floor) to the BPF variable that
+// holds its address.
+var timerVars = map[string]string{
+	"tcp_write_timer":     "tcp_write_timer_addr",
+	"reqsk_timer_handler": "reqsk_timer_addr",
+	"tw_timer_handler":    "tw_timer_addr",
+}
+
+// timerAddrs looks up the timer functions of timerVars (absent: not found).
+func timerAddrs() map[string]uint64 {
+	names := make([]string, 0, len(timerVars))
+	for fn := range timerVars {
+		names = append(names, fn)
+	}
+	return kallsymsAddrs(names...)
+}
+
 // kallsymsAddrs returns the addresses of the named kernel functions; names
 // not found (or hidden by kptr_restrict) are absent from the result.
 func kallsymsAddrs(names ...string) map[string]uint64 {

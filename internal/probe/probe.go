@@ -165,7 +165,7 @@ func (p *Probe) configure(spec *ebpf.CollectionSpec, cfg Config) error {
 	if cfg.MaxSockets != 0 {
 		spec.Maps["socks"].MaxEntries = cfg.MaxSockets
 	}
-	timers := kallsymsAddrs("tcp_write_timer", "reqsk_timer_handler", "tw_timer_handler")
+	timers := timerAddrs()
 	for fn, loss := range map[string]string{
 		"tcp_write_timer":     "CLOSE->SYN_SENT lines are emitted at the connection's next transition",
 		"reqsk_timer_handler": "passive handshake latency is not measured and accepted sockets take their owner from the listening port",
@@ -176,14 +176,14 @@ func (p *Probe) configure(spec *ebpf.CollectionSpec, cfg Config) error {
 		}
 	}
 	vars := map[string]any{
-		"filter_tgid":          cfg.PID,
-		"filter_port":          cfg.Port,
-		"filter_family":        cfg.Family,
-		"wakeup_bytes":         cfg.WakeupBytes,
-		"tcp_write_timer_addr": timers["tcp_write_timer"],
-		"reqsk_timer_addr":     timers["reqsk_timer_handler"],
-		"tw_timer_addr":        timers["tw_timer_handler"],
-		"stream_transitions":   uint8(1),
+		"filter_tgid":        cfg.PID,
+		"filter_port":        cfg.Port,
+		"filter_family":      cfg.Family,
+		"wakeup_bytes":       cfg.WakeupBytes,
+		"stream_transitions": uint8(1),
+	}
+	for fn, name := range timerVars {
+		vars[name] = timers[fn]
 	}
 	if cfg.Aggregate {
 		vars["stream_transitions"] = uint8(0)
