@@ -153,7 +153,7 @@ func newSession(opts options, t *tracer.Tracer, out output.Writer) *session {
 			if _, watched := t.Table().Get(seed.Cookie); s.agg != nil && !watched {
 				continue // left CLOSE_WAIT before it could be watched
 			}
-			s.an.SeedCloseWait(seedRecord(seed))
+			s.an.SeedCloseWait(seed.Record())
 		}
 	}
 	s.overflow0, _ = probe.TimeWaitOverflows()
@@ -161,11 +161,6 @@ func newSession(opts options, t *tracer.Tracer, out output.Writer) *session {
 		s.nextSummary = t.Start() + uint64(opts.summaryInterval)
 	}
 	return s
-}
-
-func seedRecord(s event.Seed) event.Record {
-	return event.Record{Kind: event.KindState, Cookie: s.Cookie, Owner: s.Tgid, Comm: s.Comm, Family: s.Family,
-		SAddr: s.SAddr, DAddr: s.DAddr, SPort: s.SPort, DPort: s.DPort, Old: s.State, New: s.State, FD: int32(s.FD), Netns: s.Netns}
 }
 
 func (s *session) record(r *event.Record) error {

@@ -209,6 +209,13 @@ type Seed struct {
 	State  State
 }
 
+// Record describes the socket as the scan found it: a state record whose
+// old and new states are both its state, owned by the holder.
+func (s *Seed) Record() Record {
+	return Record{Kind: KindState, Cookie: s.Cookie, Owner: s.Tgid, Comm: s.Comm, Family: s.Family,
+		SAddr: s.SAddr, DAddr: s.DAddr, SPort: s.SPort, DPort: s.DPort, Old: s.State, New: s.State, FD: int32(s.FD), Netns: s.Netns}
+}
+
 // SeedSize is the exact size of one scan record.
 const SeedSize = int(unsafe.Sizeof(bpfobj.TcplensSeed{}))
 

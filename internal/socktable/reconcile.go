@@ -51,11 +51,10 @@ func (t *Table) ReconcileCloseWait(seeds []event.Seed, scanAt uint64) []event.Re
 			t.cwSuspects[s.Cookie] = cwSuspect{state: e.State, since: e.Since, seenAt: scanAt}
 			continue
 		}
-		out = append(out, event.Record{
-			Kind: event.KindState, TS: p.seenAt, Cookie: s.Cookie, FD: -1, Netns: s.Netns,
-			Owner: e.Owner, Comm: e.Comm, Family: s.Family, SAddr: s.SAddr, DAddr: s.DAddr,
-			SPort: s.SPort, DPort: s.DPort, Old: e.State, New: event.CloseWait, SockFlags: event.FlagInferred,
-		})
+		r := s.Record()
+		r.TS, r.FD, r.Owner, r.Comm = p.seenAt, -1, e.Owner, e.Comm
+		r.Old, r.SockFlags = e.State, event.FlagInferred
+		out = append(out, r)
 	}
 	return out
 }
